@@ -1,0 +1,107 @@
+-- jobq schema: the tables every other part builds on.
+--
+-- Layout (why): live jobs (waiting or running) sit in the small "hot" table
+-- jobq.job; a job that finishes (completed, cancelled, dead) is moved to
+-- jobq.archive in the same statement that settles it. Claims therefore scan
+-- only live rows, unique keys deduplicate exactly the unfinished jobs (the
+-- unique index lives on the hot table), and retention pruning never touches
+-- the hot table.
+
+\echo Use "CREATE EXTENSION jobq" to load this file. \quit
+
+CREATE TABLE jobq.queue (
+    name            text PRIMARY KEY,
+    max_attempts    integer NOT NULL DEFAULT 25,
+    backoff_base    interval NOT NULL DEFAULT '1 second',
+    backoff_max     interval NOT NULL DEFAULT '1 hour',
+    backoff_jitter  double precision NOT NULL DEFAULT 0.1,
+    lease           interval NOT NULL DEFAULT '5 minutes',
+    retention       interval NOT NULL DEFAULT '7 days',
+    concurrency     integer,
+    handler         regprocedure,
+    handler_timeout interval,
+    paused          boolean NOT NULL DEFAULT false,
+    owner           name NOT NULL DEFAULT current_user,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT queue_name_valid CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,47}$'),
+    CONSTRAINT queue_max_attempts_range CHECK (max_attempts BETWEEN 1 AND 1000),
+    CONSTRAINT queue_backoff_base_positive CHECK (backoff_base > interval '0'),
+    CONSTRAINT queue_backoff_max_ge_base CHECK (backoff_max >= backoff_base),
+    CONSTRAINT queue_backoff_jitter_range CHECK (backoff_jitter >= 0 AND backoff_jitter <= 1),
+    CONSTRAINT queue_lease_positive CHECK (lease > interval '0'),
+    CONSTRAINT queue_retention_nonnegative CHECK (retention >= interval '0'),
+    CONSTRAINT queue_concurrency_positive CHECK (concurrency IS NULL OR concurrency > 0),
+    CONSTRAINT queue_handler_timeout_positive CHECK (handler_timeout IS NULL OR handler_timeout > interval '0')
+);
+
+CREATE SEQUENCE jobq.job_id_seq AS bigint;
+CREATE SEQUENCE jobq.lease_token_seq AS bigint;
+
+-- Live jobs. state 'scheduled' means run_at was in the future at enqueue;
+-- claim takes any non-running job whose run_at has passed.
+CREATE TABLE jobq.job (
+    id               bigint PRIMARY KEY DEFAULT nextval('jobq.job_id_seq'),
+    queue            text NOT NULL,
+    state            text NOT NULL,
+    payload          jsonb NOT NULL,
+    priority         smallint NOT NULL DEFAULT 0,
+    run_at           timestamptz NOT NULL DEFAULT now(),
+    attempt          integer NOT NULL DEFAULT 0,
+    max_attempts     integer NOT NULL,
+    unique_key       text,
+    lease_token      bigint,
+    lease_expires_at timestamptz,
+    worker           text,
+    progress         jsonb,
+    errors           jsonb,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    attempted_at     timestamptz,
+    CONSTRAINT job_state_live CHECK (state IN ('available', 'scheduled', 'retryable', 'running')),
+    CONSTRAINT job_lease_iff_running CHECK ((state = 'running') = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)),
+    CONSTRAINT job_attempt_range CHECK (attempt >= 0 AND attempt <= max_attempts),
+    CONSTRAINT job_max_attempts_range CHECK (max_attempts BETWEEN 1 AND 1000)
+) WITH (fillfactor = 90,
+        autovacuum_vacuum_scale_factor = 0.01,
+        autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0.05,
+        autovacuum_analyze_scale_factor = 0.02,
+        autovacuum_vacuum_cost_delay = 0);
+ALTER SEQUENCE jobq.job_id_seq OWNED BY jobq.job.id;
+
+-- Claim order: priority, run_at, id within a queue, over waiting jobs only.
+CREATE INDEX job_claim_idx ON jobq.job (queue, priority, run_at, id) WHERE state <> 'running';
+-- Lease rescue scans only running jobs.
+CREATE INDEX job_lease_idx ON jobq.job (lease_expires_at) WHERE state = 'running';
+-- Unique keys deduplicate while the job is unfinished (it is in this table).
+CREATE UNIQUE INDEX job_unique_idx ON jobq.job (queue, unique_key) WHERE unique_key IS NOT NULL;
+
+-- Finished jobs, kept per their queue's retention (dead jobs until an
+-- operator retries or deletes them).
+CREATE TABLE jobq.archive (
+    id               bigint PRIMARY KEY,
+    queue            text NOT NULL,
+    state            text NOT NULL,
+    payload          jsonb NOT NULL,
+    priority         smallint NOT NULL,
+    run_at           timestamptz NOT NULL,
+    attempt          integer NOT NULL,
+    max_attempts     integer NOT NULL,
+    unique_key       text,
+    worker           text,
+    progress         jsonb,
+    errors           jsonb,
+    result           jsonb,
+    created_at       timestamptz NOT NULL,
+    attempted_at     timestamptz,
+    finished_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT archive_state_finished CHECK (state IN ('completed', 'cancelled', 'dead'))
+) WITH (autovacuum_vacuum_insert_scale_factor = 0.05,
+        autovacuum_vacuum_cost_delay = 0);
+
+CREATE INDEX archive_queue_finished_idx ON jobq.archive (queue, finished_at);
+
+SELECT pg_catalog.pg_extension_config_dump('jobq.queue', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq.job', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq.archive', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq.job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq.lease_token_seq', '');

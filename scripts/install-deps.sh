@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package jobq needs to build, test and run.
+# Idempotent: does nothing when everything is already present.
+set -euo pipefail
+
+PACKAGES=(
+  postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
+  libpq-dev libfmt-dev libtomlplusplus-dev libcli11-dev
+  libcurl4-openssl-dev libssl-dev libgtest-dev
+  libipc-run-perl libjson-pp-perl
+  pkg-config make g++ cmake
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing packages: ${missing[*]} (run as root to install)" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
