@@ -1,0 +1,79 @@
+#include "core/validate.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace jobq {
+
+void CheckQueueName(std::string_view name) {
+    if (name.empty())
+        throw Error(sqlstate::kInvalidName, "queue name must not be empty");
+    if (name.size() > kMaxQueueNameLength)
+        throw Error(sqlstate::kInvalidName,
+                    fmt::format("queue name is too long ({} bytes)", name.size()),
+                    fmt::format("Queue names have at most {} bytes.", kMaxQueueNameLength));
+    auto ok_first = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    auto ok_rest = [&](char c) { return ok_first(c) || c == '_' || c == '.' || c == '-'; };
+    bool valid = ok_first(name[0]);
+    for (char c : name.substr(1)) valid = valid && ok_rest(c);
+    if (!valid)
+        throw Error(sqlstate::kInvalidName, "invalid queue name",
+                    "Queue names consist of lower-case letters, digits, \"_\", \".\" and \"-\", "
+                    "and start with a letter or digit.");
+}
+
+void CheckClaimBatch(int64_t max_jobs) {
+    if (max_jobs < 1 || max_jobs > kMaxClaimBatch)
+        throw Error(sqlstate::kInvalidParameterValue,
+                    fmt::format("max_jobs must be between 1 and {}", kMaxClaimBatch));
+}
+
+void CheckMaxAttempts(int64_t max_attempts) {
+    if (max_attempts < 1 || max_attempts > kMaxAttemptsLimit)
+        throw Error(sqlstate::kInvalidParameterValue,
+                    fmt::format("max_attempts must be between 1 and {}", kMaxAttemptsLimit));
+}
+
+void CheckPriority(int64_t priority) {
+    if (priority < -32768 || priority > 32767)
+        throw Error(sqlstate::kInvalidParameterValue,
+                    "priority must be between -32768 and 32767");
+}
+
+void CheckPayloadSize(std::size_t bytes, std::size_t limit) {
+    if (bytes > limit)
+        throw Error(sqlstate::kProgramLimitExceeded,
+                    fmt::format("payload is too large ({} bytes)", bytes),
+                    fmt::format("The limit is {} bytes, set by jobq.max_payload_size.", limit),
+                    "Store large data in a table and enqueue its key.");
+}
+
+void CheckPositiveInterval(const char *what, int64_t microseconds) {
+    if (microseconds <= 0)
+        throw Error(sqlstate::kInvalidParameterValue, fmt::format("{} must be positive", what));
+}
+
+void CheckNonNegativeInterval(const char *what, int64_t microseconds) {
+    if (microseconds < 0)
+        throw Error(sqlstate::kInvalidParameterValue,
+                    fmt::format("{} must not be negative", what));
+}
+
+UniqueMode ParseUniqueMode(std::string_view mode) {
+    if (mode == "keep") return UniqueMode::kKeep;
+    if (mode == "replace") return UniqueMode::kReplace;
+    if (mode == "debounce") return UniqueMode::kDebounce;
+    throw Error(sqlstate::kInvalidParameterValue,
+                fmt::format("invalid unique_mode \"{}\"", mode),
+                "Valid modes are \"keep\", \"replace\" and \"debounce\".");
+}
+
+void CheckSameLength(const char *what, int64_t expected, int64_t actual) {
+    if (expected != actual)
+        throw Error(sqlstate::kArraySubscriptError,
+                    fmt::format("{} has {} elements, expected {}", what, actual, expected),
+                    "Each id needs its own lease token (and result or error, if given).");
+}
+
+}  // namespace jobq

@@ -1,0 +1,45 @@
+// Saved SPI plans and small helpers for the SQL entry points.
+//
+// C-style on purpose: code here calls Postgres functions that can ereport,
+// so it holds no C++ objects with destructors (see guard.h).
+//
+// A PlanSlot names one statement of the extension. Its plan is prepared on
+// first use in a backend and kept (SPI_keepplan); Postgres' plan cache
+// revalidates it after DDL, including DROP/CREATE EXTENSION.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+}
+
+namespace jobq::pg {
+
+struct PlanSlot {
+    const char *sql;
+    int nargs;
+    Oid argtypes[8];
+    SPIPlanPtr plan;
+};
+
+// Runs the slot's statement with values/nulls (nulls: ' ' or 'n' per arg).
+// Returns SPI's result code; raises on SPI failure.
+int ExecPlan(PlanSlot *slot, Datum *values, const char *nulls, bool read_only, long count = 0);
+
+// Value of column `col` (1-based) of row `row` of SPI_tuptable; *isnull set.
+Datum ResultValue(uint64 row, int col, bool *isnull);
+
+// Arrays: element extraction without nulls (raises on a NULL element, naming
+// `what`), and construction.
+int BigintArrayElements(ArrayType *array, const char *what, int64 **out);
+int DatumArrayElements(ArrayType *array, Oid elemtype, Datum **values, bool **nulls);
+ArrayType *MakeTextArray(const char **items, int count);
+
+// Materialized SRF: sets up fcinfo's tuplestore; PutRow appends one row.
+void BeginMaterializedResult(FunctionCallInfo fcinfo);
+void PutResultRow(FunctionCallInfo fcinfo, Datum *values, bool *nulls);
+
+}  // namespace jobq::pg

@@ -1,0 +1,160 @@
+// claim: lease due jobs to a worker.
+//
+// One statement per group of queues: a MATERIALIZED CTE picks candidates
+// with FOR UPDATE SKIP LOCKED in claim order (priority, run_at, id) so the
+// LIMIT is applied once and two claimers never share a job; the UPDATE
+// counts the attempt and sets the lease. All jobs of one call share a fresh
+// lease token; a settle names (id, token), so the pair is unique per claim.
+//
+// Queues with a concurrency limit are claimed one at a time under a row
+// lock on the queue, which serialises only claimers of that queue, so the
+// count of running jobs cannot be raced past the limit.
+#include "core/validate.h"
+#include "pg/guard.h"
+#include "pg/spi.h"
+#include "sql_api/args.h"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+}
+
+namespace {
+
+using jobq::pg::PlanSlot;
+
+PlanSlot queues_info = {
+    "SELECT name, paused, concurrency FROM jobq.queue WHERE name = ANY($1)", 1, {TEXTARRAYOID},
+    nullptr};
+
+PlanSlot lock_limited_queue = {
+    "SELECT q.concurrency - (SELECT count(*) FROM jobq.job j "
+    "WHERE j.queue = q.name AND j.state = 'running') "
+    "FROM jobq.queue q WHERE q.name = $1 AND NOT q.paused FOR NO KEY UPDATE OF q",
+    1, {TEXTOID}, nullptr};
+
+PlanSlot claim_jobs = {
+    "WITH candidate AS MATERIALIZED ("
+    "  SELECT id FROM jobq.job"
+    "  WHERE queue = ANY($1) AND state <> 'running' AND run_at <= now()"
+    "  ORDER BY priority, run_at, id"
+    "  LIMIT $3"
+    "  FOR UPDATE SKIP LOCKED"
+    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "
+    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"
+    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"
+    "  worker = $2, attempted_at = now() "
+    "FROM candidate, token, jobq.queue q "
+    "WHERE j.id = candidate.id AND q.name = j.queue "
+    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"
+    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at",
+    4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr};
+
+constexpr int kClaimColumns = 10;
+
+// Runs claim_jobs for `queues` and appends the rows; returns rows claimed.
+int ClaimFrom(FunctionCallInfo fcinfo, ArrayType *queues, Datum worker, char worker_null, int limit,
+              Datum lease, char lease_null) {
+    Datum values[4] = {PointerGetDatum(queues), worker, Int32GetDatum(limit), lease};
+    char nulls[5] = {' ', worker_null, ' ', lease_null, '\0'};
+    jobq::pg::ExecPlan(&claim_jobs, values, nulls, false);
+    uint64 claimed = SPI_processed;
+    for (uint64 row = 0; row < claimed; ++row) {
+        Datum out[kClaimColumns];
+        bool out_nulls[kClaimColumns];
+        for (int col = 0; col < kClaimColumns; ++col)
+            out[col] = jobq::pg::ResultValue(row, col + 1, &out_nulls[col]);
+        jobq::pg::PutResultRow(fcinfo, out, out_nulls);
+    }
+    return static_cast<int>(claimed);
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(jobq_claim);
+
+// claim(queues text[], worker text, max_jobs int, lease interval) returns table
+Datum jobq_claim(PG_FUNCTION_ARGS) {
+    jobq::sql::RequireArg(fcinfo, 0, "queues");
+    jobq::sql::RequireArg(fcinfo, 2, "max_jobs");
+    ArrayType *queue_array = PG_GETARG_ARRAYTYPE_P(0);
+    int32 max_jobs = PG_GETARG_INT32(2);
+    bool has_lease = !PG_ARGISNULL(3);
+    int64 lease_us = has_lease ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(3)) : 1;
+    jobq::pg::CallCpp([&] {
+        jobq::CheckClaimBatch(max_jobs);
+        jobq::CheckPositiveInterval("lease", lease_us);
+    });
+
+    Datum *names;
+    bool *name_nulls;
+    int requested = jobq::pg::DatumArrayElements(queue_array, TEXTOID, &names, &name_nulls);
+    if (requested == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("queues must name at least one queue")));
+    for (int i = 0; i < requested; ++i) {
+        if (name_nulls[i])
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("queues must not contain null elements")));
+        const char *name = TextDatumGetCString(names[i]);
+        jobq::pg::CallCpp([&] { jobq::CheckQueueName(name); });
+    }
+
+    jobq::pg::BeginMaterializedResult(fcinfo);
+    Datum worker = PG_ARGISNULL(1) ? 0 : PG_GETARG_DATUM(1);
+    char worker_null = PG_ARGISNULL(1) ? 'n' : ' ';
+    Datum lease = has_lease ? PG_GETARG_DATUM(3) : 0;
+    char lease_null = has_lease ? ' ' : 'n';
+
+    SPI_connect();
+    Datum info_args[1] = {PointerGetDatum(queue_array)};
+    jobq::pg::ExecPlan(&queues_info, info_args, nullptr, true);
+    uint64 known = SPI_processed;
+    const char **unlimited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
+    const char **limited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
+    int n_unlimited = 0, n_limited = 0;
+    for (uint64 row = 0; row < known; ++row) {
+        bool isnull;
+        char *name = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1);
+        bool paused = DatumGetBool(jobq::pg::ResultValue(row, 2, &isnull));
+        jobq::pg::ResultValue(row, 3, &isnull);
+        if (paused) continue;
+        if (isnull)
+            unlimited[n_unlimited++] = name;
+        else
+            limited[n_limited++] = name;
+    }
+    // Every requested name must exist (a typo would otherwise idle silently).
+    for (int i = 0; i < requested; ++i) {
+        const char *name = TextDatumGetCString(names[i]);
+        bool exists = false;
+        for (uint64 row = 0; row < known && !exists; ++row)
+            exists = strcmp(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1),
+                            name) == 0;
+        if (!exists)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("queue \"%s\" does not exist", name)));
+    }
+
+    int remaining = max_jobs;
+    if (n_unlimited > 0)
+        remaining -= ClaimFrom(fcinfo, jobq::pg::MakeTextArray(unlimited, n_unlimited), worker,
+                               worker_null, remaining, lease, lease_null);
+    for (int i = 0; i < n_limited && remaining > 0; ++i) {
+        Datum lock_args[1] = {CStringGetTextDatum(limited[i])};
+        jobq::pg::ExecPlan(&lock_limited_queue, lock_args, nullptr, false);
+        if (SPI_processed != 1) continue;  // paused or dropped meanwhile
+        bool isnull;
+        int64 free_slots = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
+        if (isnull || free_slots <= 0) continue;
+        int limit = free_slots < remaining ? static_cast<int>(free_slots) : remaining;
+        remaining -= ClaimFrom(fcinfo, jobq::pg::MakeTextArray(&limited[i], 1), worker,
+                               worker_null, limit, lease, lease_null);
+    }
+    SPI_finish();
+    return static_cast<Datum>(0);
+}
+
+}  // extern "C"

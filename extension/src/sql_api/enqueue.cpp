@@ -1,0 +1,250 @@
+// enqueue and enqueue_many: insert jobs into the hot table inside the
+// caller's transaction, and note the queue for a wake-up at commit.
+//
+// Unique keys (enqueue only): the partial unique index on (queue,
+// unique_key) holds exactly the unfinished jobs, so INSERT ... ON CONFLICT
+// makes deduplication race-free between producers. Modes:
+//   keep      an unfinished job with the key wins; its id is returned
+//   replace   a waiting job with the key takes the new payload, priority,
+//             run_at and max_attempts
+//   debounce  a waiting job with the key takes the new payload and has its
+//             run_at pushed to now() + debounce
+// A running job cannot be changed under its runner: replace and debounce
+// detach the key from it and insert a new job.
+#include "core/validate.h"
+#include "pg/guard.h"
+#include "pg/settings.h"
+#include "pg/spi.h"
+#include "sql_api/args.h"
+#include "worker/wakeup.h"
+
+extern "C" {
+#include "access/detoast.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+}
+
+namespace {
+
+using jobq::pg::PlanSlot;
+
+#define JOBQ_INSERT_JOB                                                                         \
+    "INSERT INTO jobq.job AS j (queue, state, payload, priority, run_at, max_attempts, "       \
+    "unique_key) "                                                                              \
+    "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, $2, $3, "     \
+    "coalesce($4, now()), coalesce($5, q.max_attempts), $6 "                                    \
+    "FROM jobq.queue q WHERE q.name = $1 "                                                      \
+    "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL "
+
+#define JOBQ_INSERT_ARGS 6, {TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
+
+PlanSlot insert_keep = {JOBQ_INSERT_JOB "DO NOTHING RETURNING id, run_at", JOBQ_INSERT_ARGS,
+                        nullptr};
+PlanSlot insert_replace = {
+    JOBQ_INSERT_JOB
+    "DO UPDATE SET payload = EXCLUDED.payload, priority = EXCLUDED.priority, "
+    "run_at = EXCLUDED.run_at, state = EXCLUDED.state, "
+    "max_attempts = greatest(EXCLUDED.max_attempts, j.attempt + 1) "
+    "WHERE j.state <> 'running' RETURNING id, run_at",
+    JOBQ_INSERT_ARGS, nullptr};
+PlanSlot insert_debounce = {JOBQ_INSERT_JOB
+                            "DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, "
+                            "state = EXCLUDED.state "
+                            "WHERE j.state <> 'running' RETURNING id, run_at",
+                            JOBQ_INSERT_ARGS, nullptr};
+PlanSlot find_by_key = {"SELECT id, run_at FROM jobq.job WHERE queue = $1 AND unique_key = $2",
+                        2, {TEXTOID, TEXTOID}, nullptr};
+PlanSlot detach_key = {
+    "UPDATE jobq.job SET unique_key = NULL "
+    "WHERE queue = $1 AND unique_key = $2 AND state = 'running'",
+    2, {TEXTOID, TEXTOID}, nullptr};
+PlanSlot queue_exists = {"SELECT 1 FROM jobq.queue WHERE name = $1", 1, {TEXTOID}, nullptr};
+
+PlanSlot insert_many = {
+    "INSERT INTO jobq.job (queue, state, payload, priority, run_at, max_attempts) "
+    "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, p.payload, $3, "
+    "coalesce($4, now()), coalesce($5, q.max_attempts) "
+    "FROM jobq.queue q, unnest($2) WITH ORDINALITY AS p(payload, n) "
+    "WHERE q.name = $1 ORDER BY p.n RETURNING id",
+    5, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID}, nullptr};
+
+// Attempts before giving up on a key that keeps changing under us (each
+// round loses only to a concurrent commit, so more than a few is unheard of).
+constexpr int kUniqueRounds = 10;
+
+void RaiseUnknownQueue(const char *queue) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("queue \"%s\" does not exist", queue),
+                    errhint("Create it with jobq.create_queue().")));
+}
+
+void CheckPayload(Datum payload) {
+    Size bytes = toast_raw_datum_size(payload) - VARHDRSZ;
+    jobq::pg::CallCpp([&] {
+        jobq::CheckPayloadSize(bytes, static_cast<std::size_t>(jobq::pg::max_payload_size));
+    });
+}
+
+// Common arguments of enqueue and enqueue_many, validated.
+struct EnqueueArgs {
+    char *queue;
+    Datum run_at;
+    char run_at_null;
+    int16 priority;
+    Datum max_attempts;
+    char max_attempts_null;
+};
+
+void ReadCommonArgs(FunctionCallInfo fcinfo, int run_at_arg, EnqueueArgs *args) {
+    jobq::sql::RequireArg(fcinfo, 0, "queue");
+    args->queue = jobq::sql::TextArg(fcinfo, 0);
+    const char *queue = args->queue;
+    int32 priority = PG_ARGISNULL(run_at_arg + 1) ? 0 : PG_GETARG_INT32(run_at_arg + 1);
+    bool has_max = !PG_ARGISNULL(run_at_arg + 2);
+    int32 max_attempts = has_max ? PG_GETARG_INT32(run_at_arg + 2) : 1;
+    jobq::pg::CallCpp([&] {
+        jobq::CheckQueueName(queue);
+        jobq::CheckPriority(priority);
+        if (has_max) jobq::CheckMaxAttempts(max_attempts);
+    });
+    args->run_at = PG_ARGISNULL(run_at_arg) ? 0 : PG_GETARG_DATUM(run_at_arg);
+    args->run_at_null = PG_ARGISNULL(run_at_arg) ? 'n' : ' ';
+    args->priority = static_cast<int16>(priority);
+    args->max_attempts = Int32GetDatum(max_attempts);
+    args->max_attempts_null = has_max ? ' ' : 'n';
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(jobq_enqueue);
+PG_FUNCTION_INFO_V1(jobq_enqueue_many);
+
+// enqueue(queue, payload, run_at, priority, max_attempts, unique_key,
+//         unique_mode, debounce) returns bigint
+Datum jobq_enqueue(PG_FUNCTION_ARGS) {
+    EnqueueArgs args;
+    ReadCommonArgs(fcinfo, 2, &args);
+    jobq::sql::RequireArg(fcinfo, 1, "payload");
+    Datum payload = PG_GETARG_DATUM(1);
+    CheckPayload(payload);
+
+    bool has_key = !PG_ARGISNULL(5);
+    char *mode_text = PG_ARGISNULL(6) ? pstrdup("keep") : jobq::sql::TextArg(fcinfo, 6);
+    bool has_debounce = !PG_ARGISNULL(7);
+    int64 debounce_us = has_debounce ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(7)) : 0;
+    jobq::UniqueMode mode = jobq::pg::CallCpp([&] {
+        jobq::UniqueMode m = jobq::ParseUniqueMode(mode_text);
+        if (m == jobq::UniqueMode::kDebounce) {
+            if (!has_debounce)
+                throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
+                                  "unique_mode \"debounce\" requires a debounce interval");
+            jobq::CheckPositiveInterval("debounce", debounce_us);
+        }
+        return m;
+    });
+    if (mode != jobq::UniqueMode::kKeep && !has_key)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("unique_mode \"%s\" requires a unique_key", mode_text)));
+    if (mode == jobq::UniqueMode::kDebounce) {
+        if (args.run_at_null != 'n')
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("run_at and debounce cannot be given together"),
+                            errdetail("A debounced job runs at now() + debounce.")));
+        args.run_at = TimestampTzGetDatum(jobq::sql::NowPlus(PG_GETARG_INTERVAL_P(7)));
+        args.run_at_null = ' ';
+    }
+
+    PlanSlot *insert = mode == jobq::UniqueMode::kReplace    ? &insert_replace
+                       : mode == jobq::UniqueMode::kDebounce ? &insert_debounce
+                                                             : &insert_keep;
+    Datum values[6] = {CStringGetTextDatum(args.queue),
+                       payload,
+                       Int16GetDatum(args.priority),
+                       args.run_at,
+                       args.max_attempts,
+                       has_key ? PG_GETARG_DATUM(5) : 0};
+    char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, has_key ? ' ' : 'n',
+                     '\0'};
+
+    int64 id = 0;
+    TimestampTz run_at = 0;
+    bool found = false;
+    SPI_connect();
+    for (int round = 0; round < kUniqueRounds && !found; ++round) {
+        jobq::pg::ExecPlan(insert, values, nulls, false);
+        if (SPI_processed == 1) {
+            found = true;
+        } else if (has_key && mode == jobq::UniqueMode::kKeep) {
+            Datum key_values[2] = {values[0], values[5]};
+            jobq::pg::ExecPlan(&find_by_key, key_values, nullptr, false);
+            found = SPI_processed == 1;
+        } else if (has_key) {
+            Datum key_values[2] = {values[0], values[5]};
+            jobq::pg::ExecPlan(&detach_key, key_values, nullptr, false);
+        }
+        if (found) {
+            bool isnull;
+            id = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
+            run_at = DatumGetTimestampTz(jobq::pg::ResultValue(0, 2, &isnull));
+            break;
+        }
+        // No row and no key: the only cause is a missing queue.
+        jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
+        if (SPI_processed == 0) RaiseUnknownQueue(args.queue);
+    }
+    SPI_finish();
+    if (!found)
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("could not enqueue into queue \"%s\" with unique key: too many "
+                               "concurrent changes to the key",
+                               args.queue),
+                        errhint("Retry the transaction.")));
+    jobq_note_wakeup(args.queue, run_at);
+    PG_RETURN_INT64(id);
+}
+
+// enqueue_many(queue, payloads, run_at, priority, max_attempts) returns setof bigint
+Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
+    EnqueueArgs args;
+    ReadCommonArgs(fcinfo, 2, &args);
+    jobq::sql::RequireArg(fcinfo, 1, "payloads");
+    ArrayType *payloads = PG_GETARG_ARRAYTYPE_P(1);
+    Datum *elems;
+    bool *elem_nulls;
+    int n = jobq::pg::DatumArrayElements(payloads, JSONBOID, &elems, &elem_nulls);
+    for (int i = 0; i < n; ++i) {
+        if (elem_nulls[i])
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("payloads must not contain null elements"),
+                            errdetail("Element %d is null.", i + 1)));
+        CheckPayload(elems[i]);
+    }
+
+    jobq::pg::BeginMaterializedResult(fcinfo);
+    Datum values[5] = {CStringGetTextDatum(args.queue), PointerGetDatum(payloads),
+                       Int16GetDatum(args.priority), args.run_at, args.max_attempts};
+    char nulls[6] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, '\0'};
+    SPI_connect();
+    jobq::pg::ExecPlan(&insert_many, values, nulls, false);
+    uint64 inserted = SPI_processed;
+    for (uint64 row = 0; row < inserted; ++row) {
+        bool isnull = false;
+        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
+        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
+    }
+    if (inserted == 0) {
+        jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
+        if (SPI_processed == 0) RaiseUnknownQueue(args.queue);
+    }
+    SPI_finish();
+    if (inserted > 0)
+        jobq_note_wakeup(args.queue, args.run_at_null == 'n'
+                                         ? GetCurrentTransactionStartTimestamp()
+                                         : DatumGetTimestampTz(args.run_at));
+    return static_cast<Datum>(0);
+}
+
+}  // extern "C"

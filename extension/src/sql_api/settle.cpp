@@ -1,0 +1,320 @@
+// Settle calls of the worker protocol: complete, fail, fail_many, heartbeat,
+// snooze, set_progress, release.
+//
+// Every statement is fenced by the claim's lease token and by state =
+// 'running': a call from a runner whose lease was rescued, re-claimed,
+// cancelled or settled elsewhere matches no row and changes nothing. Each
+// call reports the jobs it applied, so the caller learns which were stale.
+#include "core/validate.h"
+#include "pg/guard.h"
+#include "pg/settings.h"
+#include "pg/spi.h"
+#include "sql_api/args.h"
+#include "worker/wakeup.h"
+
+extern "C" {
+#include "access/detoast.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+namespace {
+
+using jobq::pg::PlanSlot;
+
+#define JOBQ_ARCHIVE_COLUMNS                                                                \
+    "id, queue, state, payload, priority, run_at, attempt, max_attempts, unique_key, "     \
+    "worker, progress, errors, result, created_at, attempted_at, finished_at"
+
+PlanSlot complete_jobs = {
+    "WITH done AS ("
+    "  DELETE FROM jobq.job j USING unnest($1::bigint[], $2::bigint[], $3::jsonb[]) "
+    "    AS s(id, token, result)"
+    "  WHERE j.id = s.id AND j.lease_token = s.token AND j.state = 'running'"
+    "  RETURNING j.*, s.result AS job_result"
+    ") INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
+    "SELECT id, queue, 'completed', payload, priority, run_at, attempt, max_attempts, "
+    "  unique_key, worker, progress, errors, job_result, created_at, attempted_at, now() "
+    "FROM done RETURNING id",
+    3, {INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID}, nullptr};
+
+PlanSlot fail_jobs = {
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::interval[], "
+    "    $5::boolean[]) AS s(id, token, error, retry_in, discard)"
+    "), dead AS ("
+    "  DELETE FROM jobq.job j USING input s"
+    "  WHERE j.id = s.id AND j.lease_token = s.token AND j.state = 'running'"
+    "    AND (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
+    "  RETURNING j.*, s.error AS error_text"
+    "), archived AS ("
+    "  INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
+    "  SELECT id, queue, 'dead', payload, priority, run_at, attempt, max_attempts, unique_key,"
+    "    worker, progress, jobq._append_error(errors, attempt, error_text), NULL, created_at,"
+    "    attempted_at, now() FROM dead"
+    "  RETURNING id, queue, run_at"
+    "), retried AS ("
+    "  UPDATE jobq.job j SET state = 'retryable', lease_token = NULL, lease_expires_at = NULL,"
+    "    run_at = now() + coalesce(s.retry_in,"
+    "      jobq.backoff(j.attempt, q.backoff_base, q.backoff_max, q.backoff_jitter)),"
+    "    errors = jobq._append_error(j.errors, j.attempt, s.error)"
+    "  FROM input s, jobq.queue q"
+    "  WHERE j.id = s.id AND j.lease_token = s.token AND j.state = 'running'"
+    "    AND q.name = j.queue AND NOT (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
+    "  RETURNING j.id, j.queue, j.run_at"
+    ") SELECT id, 'dead'::text, queue, run_at FROM archived "
+    "UNION ALL SELECT id, 'retryable'::text, queue, run_at FROM retried",
+    5, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INTERVALARRAYOID, BOOLARRAYOID}, nullptr};
+
+PlanSlot heartbeat_jobs = {
+    "UPDATE jobq.job j SET lease_expires_at = now() + coalesce($3, q.lease) "
+    "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token), jobq.queue q "
+    "WHERE j.id = s.id AND j.lease_token = s.token AND j.state = 'running' AND q.name = j.queue "
+    "RETURNING j.id, j.lease_expires_at",
+    3, {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID}, nullptr};
+
+// Snooze and release give back the attempt the claim counted.
+PlanSlot snooze_job = {
+    "UPDATE jobq.job SET state = 'scheduled', run_at = now() + $3, attempt = attempt - 1, "
+    "  lease_token = NULL, lease_expires_at = NULL "
+    "WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING queue, run_at",
+    3, {INT8OID, INT8OID, INTERVALOID}, nullptr};
+
+PlanSlot release_jobs = {
+    "UPDATE jobq.job j SET state = 'available', attempt = j.attempt - 1, "
+    "  lease_token = NULL, lease_expires_at = NULL "
+    "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token) "
+    "WHERE j.id = s.id AND j.lease_token = s.token AND j.state = 'running' "
+    "RETURNING j.id, j.queue, j.run_at",
+    2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr};
+
+PlanSlot set_progress_job = {
+    "UPDATE jobq.job SET progress = $3 "
+    "WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING id",
+    3, {INT8OID, INT8OID, JSONBOID}, nullptr};
+
+// Checks that the optional parallel array argument `n` has `expected`
+// elements (NULL is allowed: "none given").
+void CheckParallelArray(FunctionCallInfo fcinfo, int n, const char *what, int expected,
+                        Oid elemtype) {
+    if (PG_ARGISNULL(n)) return;
+    Datum *values;
+    bool *nulls;
+    int count = jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(n), elemtype, &values, &nulls);
+    jobq::pg::CallCpp([&] { jobq::CheckSameLength(what, expected, count); });
+}
+
+// Reads ids and tokens (arguments 0 and 1) and checks they pair up.
+int ReadIdsAndTokens(FunctionCallInfo fcinfo) {
+    jobq::sql::RequireArg(fcinfo, 0, "ids");
+    jobq::sql::RequireArg(fcinfo, 1, "tokens");
+    int64 *ids;
+    int64 *tokens;
+    int n = jobq::pg::BigintArrayElements(PG_GETARG_ARRAYTYPE_P(0), "ids", &ids);
+    int m = jobq::pg::BigintArrayElements(PG_GETARG_ARRAYTYPE_P(1), "tokens", &tokens);
+    jobq::pg::CallCpp([&] { jobq::CheckSameLength("tokens", n, m); });
+    return n;
+}
+
+void CheckInterval(FunctionCallInfo fcinfo, int n, const char *what, bool positive) {
+    if (PG_ARGISNULL(n)) return;
+    int64 us = jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(n));
+    jobq::pg::CallCpp([&] {
+        if (positive)
+            jobq::CheckPositiveInterval(what, us);
+        else
+            jobq::CheckNonNegativeInterval(what, us);
+    });
+}
+
+// Wakes the queues of the rows in SPI_tuptable (queue, run_at columns).
+void NoteWakeups(int queue_col, int run_at_col) {
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        bool isnull;
+        char *queue = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, queue_col);
+        TimestampTz run_at = DatumGetTimestampTz(jobq::pg::ResultValue(row, run_at_col, &isnull));
+        jobq_note_wakeup(queue, run_at);
+    }
+}
+
+// Shared body of fail and fail_many: runs fail_jobs on array arguments.
+// Emits (id, state) rows through `emit`.
+template <typename Emit>
+void RunFail(Datum ids, Datum tokens, Datum errors, Datum retry_in, char retry_null, Datum discard,
+             char discard_null, Emit emit) {
+    Datum values[5] = {ids, tokens, errors, retry_in, discard};
+    char nulls[6] = {' ', ' ', ' ', retry_null, discard_null, '\0'};
+    SPI_connect();
+    jobq::pg::ExecPlan(&fail_jobs, values, nulls, false);
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        bool isnull;
+        Datum out[2] = {jobq::pg::ResultValue(row, 1, &isnull),
+                        jobq::pg::ResultValue(row, 2, &isnull)};
+        emit(out);
+    }
+    NoteWakeups(3, 4);
+    SPI_finish();
+}
+
+Datum SingletonArray(Datum value, Oid type) {
+    int16 typlen;
+    bool typbyval;
+    char typalign;
+    get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+    return PointerGetDatum(construct_array(&value, 1, type, typlen, typbyval, typalign));
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(jobq_complete);
+PG_FUNCTION_INFO_V1(jobq_fail);
+PG_FUNCTION_INFO_V1(jobq_fail_many);
+PG_FUNCTION_INFO_V1(jobq_heartbeat);
+PG_FUNCTION_INFO_V1(jobq_snooze);
+PG_FUNCTION_INFO_V1(jobq_set_progress);
+PG_FUNCTION_INFO_V1(jobq_release);
+
+// complete(ids bigint[], tokens bigint[], results jsonb[]) returns setof bigint
+Datum jobq_complete(PG_FUNCTION_ARGS) {
+    int n = ReadIdsAndTokens(fcinfo);
+    CheckParallelArray(fcinfo, 2, "results", n, JSONBOID);
+    jobq::pg::BeginMaterializedResult(fcinfo);
+    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+                       PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
+    char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
+    SPI_connect();
+    jobq::pg::ExecPlan(&complete_jobs, values, nulls, false);
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        bool isnull;
+        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
+        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
+    }
+    SPI_finish();
+    return static_cast<Datum>(0);
+}
+
+// fail(id, token, error, retry_in, discard) returns text (new state or NULL)
+Datum jobq_fail(PG_FUNCTION_ARGS) {
+    jobq::sql::RequireArg(fcinfo, 0, "id");
+    jobq::sql::RequireArg(fcinfo, 1, "token");
+    CheckInterval(fcinfo, 3, "retry_in", false);
+    bool discard = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+    Datum error = PG_ARGISNULL(2) ? CStringGetTextDatum("unknown error") : PG_GETARG_DATUM(2);
+    text *state = nullptr;
+    RunFail(SingletonArray(PG_GETARG_DATUM(0), INT8OID), SingletonArray(PG_GETARG_DATUM(1), INT8OID),
+            SingletonArray(error, TEXTOID),
+            PG_ARGISNULL(3) ? 0 : SingletonArray(PG_GETARG_DATUM(3), INTERVALOID),
+            PG_ARGISNULL(3) ? 'n' : ' ', SingletonArray(BoolGetDatum(discard), BOOLOID), ' ',
+            [&](Datum *out) {
+                // Copy out of SPI memory before SPI_finish frees it.
+                state = static_cast<text *>(SPI_palloc(VARSIZE_ANY(DatumGetPointer(out[1]))));
+                memcpy(state, DatumGetPointer(out[1]), VARSIZE_ANY(DatumGetPointer(out[1])));
+            });
+    if (state == nullptr) PG_RETURN_NULL();
+    PG_RETURN_TEXT_P(state);
+}
+
+// fail_many(ids, tokens, errors, retry_in interval[], discard boolean[])
+//   returns table (id bigint, state text)
+Datum jobq_fail_many(PG_FUNCTION_ARGS) {
+    int n = ReadIdsAndTokens(fcinfo);
+    jobq::sql::RequireArg(fcinfo, 2, "errors");
+    CheckParallelArray(fcinfo, 2, "errors", n, TEXTOID);
+    CheckParallelArray(fcinfo, 3, "retry_in", n, INTERVALOID);
+    CheckParallelArray(fcinfo, 4, "discard", n, BOOLOID);
+    if (!PG_ARGISNULL(3)) {
+        Datum *values;
+        bool *nulls;
+        int count =
+            jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(3), INTERVALOID, &values, &nulls);
+        for (int i = 0; i < count; ++i) {
+            if (nulls[i]) continue;
+            int64 us = jobq::sql::IntervalMicros(DatumGetIntervalP(values[i]));
+            jobq::pg::CallCpp([&] { jobq::CheckNonNegativeInterval("retry_in", us); });
+        }
+    }
+    jobq::pg::BeginMaterializedResult(fcinfo);
+    RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+            PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
+            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ',
+            [&](Datum *out) {
+                bool nulls[2] = {false, false};
+                jobq::pg::PutResultRow(fcinfo, out, nulls);
+            });
+    return static_cast<Datum>(0);
+}
+
+// heartbeat(ids, tokens, lease) returns table (id bigint, lease_expires_at timestamptz)
+Datum jobq_heartbeat(PG_FUNCTION_ARGS) {
+    ReadIdsAndTokens(fcinfo);
+    CheckInterval(fcinfo, 2, "lease", true);
+    jobq::pg::BeginMaterializedResult(fcinfo);
+    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+                       PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
+    char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
+    SPI_connect();
+    jobq::pg::ExecPlan(&heartbeat_jobs, values, nulls, false);
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        Datum out[2];
+        bool out_nulls[2];
+        out[0] = jobq::pg::ResultValue(row, 1, &out_nulls[0]);
+        out[1] = jobq::pg::ResultValue(row, 2, &out_nulls[1]);
+        jobq::pg::PutResultRow(fcinfo, out, out_nulls);
+    }
+    SPI_finish();
+    return static_cast<Datum>(0);
+}
+
+// snooze(id, token, delay) returns boolean
+Datum jobq_snooze(PG_FUNCTION_ARGS) {
+    jobq::sql::RequireArg(fcinfo, 0, "id");
+    jobq::sql::RequireArg(fcinfo, 1, "token");
+    jobq::sql::RequireArg(fcinfo, 2, "delay");
+    CheckInterval(fcinfo, 2, "delay", false);
+    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+    SPI_connect();
+    jobq::pg::ExecPlan(&snooze_job, values, nullptr, false);
+    bool applied = SPI_processed == 1;
+    NoteWakeups(1, 2);
+    SPI_finish();
+    PG_RETURN_BOOL(applied);
+}
+
+// set_progress(id, token, progress) returns boolean
+Datum jobq_set_progress(PG_FUNCTION_ARGS) {
+    jobq::sql::RequireArg(fcinfo, 0, "id");
+    jobq::sql::RequireArg(fcinfo, 1, "token");
+    jobq::sql::RequireArg(fcinfo, 2, "progress");
+    Size bytes = toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ;
+    jobq::pg::CallCpp([&] {
+        jobq::CheckPayloadSize(bytes, static_cast<std::size_t>(jobq::pg::max_payload_size));
+    });
+    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+    SPI_connect();
+    jobq::pg::ExecPlan(&set_progress_job, values, nullptr, false);
+    bool applied = SPI_processed == 1;
+    SPI_finish();
+    PG_RETURN_BOOL(applied);
+}
+
+// release(ids, tokens) returns setof bigint
+Datum jobq_release(PG_FUNCTION_ARGS) {
+    ReadIdsAndTokens(fcinfo);
+    jobq::pg::BeginMaterializedResult(fcinfo);
+    Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
+    SPI_connect();
+    jobq::pg::ExecPlan(&release_jobs, values, nullptr, false);
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        bool isnull;
+        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
+        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
+    }
+    NoteWakeups(2, 3);
+    SPI_finish();
+    return static_cast<Datum>(0);
+}
+
+}  // extern "C"

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Runs every jobq test suite and ends with one line "N passed, N failed".
+#
+#   1. installs the Debian packages the project needs (scripts/install-deps.sh)
+#   2. builds and installs the extension and jobq-runner
+#   3. unit tests of extension/src/core (GoogleTest)
+#   4. pg_regress (test/sql) and isolation specs (test/specs) against a
+#      private temporary cluster with jobq preloaded
+#   5. TAP tests (test/t, runner/tests/t), each starting its own clusters
+#   6. runner unit tests (GoogleTest)
+#
+# Exits non-zero if anything failed. Long chaos and benchmark modes are not
+# run here: see `make chaos` and `make bench`.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=cluster.sh
+source scripts/cluster.sh
+
+PASSED=0
+FAILED=0
+FAILURES=()
+
+note_result() {  # suite passed failed
+    PASSED=$((PASSED + $2))
+    FAILED=$((FAILED + $3))
+    [[ $3 -gt 0 ]] && FAILURES+=("$1: $3 failed")
+    echo "== $1: $2 passed, $3 failed"
+}
+
+finish() {
+    if ((${#FAILURES[@]})); then
+        printf 'failures:\n'
+        printf '  %s\n' "${FAILURES[@]}"
+    fi
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+    exit $?
+}
+
+# gtest_counts LOG -> "passed failed" from a GoogleTest summary.
+gtest_counts() {
+    local log=$1 p f
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    echo "${p:-0} ${f:-0}"
+}
+
+bash scripts/install-deps.sh || { echo "install-deps failed"; FAILED=1; finish; }
+
+echo "== build"
+if ! { make -j2 >build.log 2>&1 && make install >>build.log 2>&1; }; then
+    tail -40 build.log
+    note_result build 0 1
+    finish
+fi
+
+WORK=$(mktemp -d /tmp/jobq-test.XXXXXX)
+chmod 755 "$WORK"
+[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK"
+cleanup() { cluster_stop "$WORK/cluster" immediate; }
+trap cleanup EXIT
+
+# --- core unit tests --------------------------------------------------------
+echo "== core unit tests"
+mkdir -p test/unit/build
+if g++ -std=c++17 -O1 -Wall -Wextra -Iextension/src test/unit/*_test.cpp extension/src/core/*.cpp \
+    -lgtest -lgtest_main -lfmt -pthread -o test/unit/build/core-tests >"$WORK/unit-build.log" 2>&1; then
+    test/unit/build/core-tests >"$WORK/unit.log" 2>&1
+    read -r p f < <(gtest_counts "$WORK/unit.log")
+    [[ $p -eq 0 && $f -eq 0 ]] && f=1
+    grep -E '^\[  FAILED  \]' "$WORK/unit.log" | head -20
+    note_result core-unit "$p" "$f"
+else
+    cat "$WORK/unit-build.log" | tail -30
+    note_result core-unit 0 1
+fi
+
+# --- pg_regress and isolation against one private cluster --------------------
+PORT=$(free_port)
+CLUSTER="$WORK/cluster"
+cluster_init "$CLUSTER" "$PORT" || { note_result cluster 0 1; finish; }
+cluster_start "$CLUSTER" || { note_result cluster 0 1; finish; }
+PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+
+# regress_counts LOG -> "passed failed" from pg_regress output.
+regress_counts() {
+    local p f
+    p=$(grep -cE '\.\.\. ok' "$1")
+    f=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$1")
+    echo "$p $f"
+}
+
+REGRESS_TESTS=$(ls test/sql/*.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//')
+if [[ -n $REGRESS_TESTS ]]; then
+    echo "== pg_regress"
+    as_pg "$PGXS_DIR/src/test/regress/pg_regress" --use-existing --host="$CLUSTER" --port="$PORT" \
+        --inputdir=test --outputdir="$WORK/regress" --dbname=jobq_regress \
+        $REGRESS_TESTS >"$WORK/regress.log" 2>&1
+    cat "$WORK/regress.log" | grep -E '\.\.\. '
+    read -r p f < <(regress_counts "$WORK/regress.log")
+    if [[ $f -gt 0 && -f "$WORK/regress/regression.diffs" ]]; then head -150 "$WORK/regress/regression.diffs"; fi
+    note_result pg_regress "$p" "$f"
+fi
+
+SPECS=$(ls test/specs/*.spec 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.spec$//')
+if [[ -n $SPECS ]]; then
+    echo "== isolation"
+    as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --use-existing --host="$CLUSTER" --port="$PORT" \
+        --inputdir=test --outputdir="$WORK/isolation" --dbname=jobq_isolation \
+        --load-extension=jobq $SPECS >"$WORK/isolation.log" 2>&1
+    cat "$WORK/isolation.log" | grep -E '\.\.\. '
+    read -r p f < <(regress_counts "$WORK/isolation.log")
+    if [[ $f -gt 0 && -f "$WORK/isolation/regression.diffs" ]]; then head -150 "$WORK/isolation/regression.diffs"; fi
+    note_result isolation "$p" "$f"
+fi
+
+if grep -E "terminated by signal|terminating any other active server processes" "$CLUSTER/server.log"; then
+    note_result server-log 0 1
+fi
+cluster_stop "$CLUSTER"
+
+# --- TAP ----------------------------------------------------------------------
+TAP_FILES=$(ls test/t/*.pl runner/tests/t/*.pl 2>/dev/null)
+if [[ -n $TAP_FILES ]]; then
+    echo "== TAP"
+    RUNNER_BIN="$ROOT/runner/build/jobq-runner"
+    for t in $TAP_FILES; do
+        name=$(basename "$(dirname "$(dirname "$t")")")/$(basename "$t")
+        tdir="$WORK/tap/$(echo "$t" | tr / _)"
+        mkdir -p "$tdir"
+        [[ $(id -u) -eq 0 ]] && chown postgres: "$tdir"
+        (cd "$tdir" && as_pg env TESTDIR="$tdir" JOBQ_RUNNER="$RUNNER_BIN" JOBQ_SOURCE="$ROOT" \
+            PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+            prove -v -I "$PGXS_DIR/src/test/perl" -I "$ROOT/test/perl" "$ROOT/$t") >"$tdir/prove.log" 2>&1
+        rc=$?
+        p=$(grep -cE '^ok ' "$tdir/prove.log")
+        f=$(grep -cE '^not ok ' "$tdir/prove.log")
+        if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi
+        if [[ $f -gt 0 ]]; then
+            grep -E '^not ok|^#' "$tdir/prove.log" | head -40
+            for log in "$tdir"/tmp_check/log/*.log; do
+                [[ -f $log ]] && { echo "--- $log"; tail -30 "$log"; }
+            done
+        fi
+        note_result "TAP $name" "$p" "$f"
+    done
+fi
+
+# --- runner unit tests --------------------------------------------------------
+if [[ -x runner/build/jobq-runner-tests ]]; then
+    echo "== runner unit tests"
+    runner/build/jobq-runner-tests >"$WORK/runner-unit.log" 2>&1
+    read -r p f < <(gtest_counts "$WORK/runner-unit.log")
+    [[ $p -eq 0 && $f -eq 0 ]] && f=1
+    grep -E '^\[  FAILED  \]' "$WORK/runner-unit.log" | head -20
+    note_result runner-unit "$p" "$f"
+fi
+
+finish
