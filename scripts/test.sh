@@ -95,8 +95,8 @@ regress_counts() {
 REGRESS_TESTS=$(ls test/sql/*.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//')
 if [[ -n $REGRESS_TESTS ]]; then
     echo "== pg_regress"
-    as_pg "$PGXS_DIR/src/test/regress/pg_regress" --use-existing --host="$CLUSTER" --port="$PORT" \
-        --inputdir=test --outputdir="$WORK/regress" --dbname=jobq_regress \
+    as_pg "$PGXS_DIR/src/test/regress/pg_regress" --host="$CLUSTER" --port="$PORT" \
+        --inputdir=test --outputdir="$WORK/regress" --dbname=jobq_regress --load-extension=jobq \
         $REGRESS_TESTS >"$WORK/regress.log" 2>&1
     cat "$WORK/regress.log" | grep -E '\.\.\. '
     read -r p f < <(regress_counts "$WORK/regress.log")
@@ -107,7 +107,7 @@ fi
 SPECS=$(ls test/specs/*.spec 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.spec$//')
 if [[ -n $SPECS ]]; then
     echo "== isolation"
-    as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --use-existing --host="$CLUSTER" --port="$PORT" \
+    as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --host="$CLUSTER" --port="$PORT" \
         --inputdir=test --outputdir="$WORK/isolation" --dbname=jobq_isolation \
         --load-extension=jobq $SPECS >"$WORK/isolation.log" 2>&1
     cat "$WORK/isolation.log" | grep -E '\.\.\. '

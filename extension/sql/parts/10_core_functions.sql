@@ -9,10 +9,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     -- Errors are kept as a bounded list: the last 20 attempts.
     SELECT CASE WHEN pg_catalog.jsonb_array_length(e) > 20 THEN e - 0 ELSE e END
-    FROM (SELECT pg_catalog.coalesce(errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
+    FROM (SELECT coalesce(errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
                  pg_catalog.jsonb_build_object(
                      'attempt', attempt, 'at', pg_catalog.now(),
-                     'error', pg_catalog.left(pg_catalog.coalesce(error, 'unknown error'), 2000)))
+                     'error', pg_catalog.left(coalesce(error, 'unknown error'), 2000)))
           AS e) AS s
 $$;
 

@@ -1,0 +1,117 @@
+-- The worker protocol: claim order and limits, leases and tokens, settle
+-- calls fenced by the token, retries with backoff, dead after max_attempts.
+\set VERBOSITY terse
+SELECT jobq.create_queue('work', max_attempts => 2, backoff_base => '1 hour',
+                         backoff_max => '2 hours', backoff_jitter => 0, lease => '1 minute');
+SELECT jobq.enqueue('work', '{"n": "low"}', priority => 5) AS low \gset
+SELECT jobq.enqueue('work', '{"n": "high"}', priority => -5) AS high \gset
+SELECT jobq.enqueue('work', '{"n": "mid"}') AS mid \gset
+SELECT jobq.enqueue('work', '{"n": "future"}', run_at => now() + interval '1 day') AS future \gset
+
+-- claim: priority first, never more than max_jobs, attempt counted, lease set
+SELECT payload ->> 'n' AS n, attempt, lease_expires_at > now() + interval '59 seconds' AS leased
+FROM jobq.claim('{work}', 'w1', 2) ORDER BY priority;
+SELECT id, lease_token AS tok FROM jobq.jobs j JOIN jobq.job USING (id) WHERE id = :high \gset
+-- the future job is not claimable; one due job is left
+SELECT payload ->> 'n' AS n FROM jobq.claim('{work}', 'w2', 10, lease => '5 minutes');
+SELECT count(*) AS nothing_left FROM jobq.claim('{work}', 'w3', 10);
+SELECT state, worker FROM jobq.jobs WHERE id = :low;
+
+-- complete with a stale token changes nothing; with the right one it applies
+SELECT count(*) AS applied FROM jobq.complete(ARRAY[:high]::bigint[], ARRAY[:tok + 1000]::bigint[]);
+SELECT state FROM jobq.jobs WHERE id = :high;
+SELECT array_agg(c) = ARRAY[:high]::bigint[] AS applied
+FROM jobq.complete(ARRAY[:high]::bigint[], ARRAY[:tok]::bigint[], ARRAY['{"ok": true}']::jsonb[]) c;
+SELECT state, result, finished_at IS NOT NULL AS finished FROM jobq.jobs WHERE id = :high;
+-- completing again is harmless and reports nothing applied
+SELECT count(*) AS applied FROM jobq.complete(ARRAY[:high]::bigint[], ARRAY[:tok]::bigint[]);
+
+-- heartbeat extends the lease; stale tokens and finished jobs are left out
+SELECT lease_token AS mid_tok FROM jobq.job WHERE id = :mid \gset
+SELECT id = :mid AS extended, lease_expires_at > now() + interval '9 minutes' AS long_lease
+FROM jobq.heartbeat(ARRAY[:mid, :high]::bigint[], ARRAY[:mid_tok, :tok]::bigint[], '10 minutes');
+SELECT count(*) AS stale FROM jobq.heartbeat(ARRAY[:mid]::bigint[], ARRAY[0]::bigint[]);
+
+-- set_progress
+SELECT jobq.set_progress(:mid, :mid_tok, '{"pct": 50}') AS applied;
+SELECT jobq.set_progress(:mid, 0, '{"pct": 99}') AS applied;
+SELECT progress FROM jobq.jobs WHERE id = :mid;
+
+-- fail: retryable with backoff (1 hour at attempt 1, no jitter), error kept
+SELECT jobq.fail(:mid, :mid_tok, 'smtp timeout') AS state;
+SELECT state, attempt, run_at BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes' AS backoff,
+       errors -> 0 ->> 'error' AS error, (errors -> 0 ->> 'attempt')::int AS at_attempt
+FROM jobq.jobs WHERE id = :mid;
+SELECT jobq.fail(:mid, :mid_tok, 'again') IS NULL AS stale_fail_ignored;
+-- explicit retry_in, then the last attempt fails: dead, errors kept
+UPDATE jobq.job SET run_at = now() WHERE id = :mid;
+SELECT attempt FROM jobq.claim('{work}', 'w1', 1);
+SELECT lease_token AS mid_tok FROM jobq.job WHERE id = :mid \gset
+SELECT jobq.fail(:mid, :mid_tok, 'still down', retry_in => '1 second') AS state;
+SELECT state, attempt, jsonb_array_length(errors) AS errors, errors -> 1 ->> 'error' AS last_error
+FROM jobq.jobs WHERE id = :mid;
+
+-- discard goes straight to dead
+SELECT lease_token AS low_tok FROM jobq.job WHERE id = :low \gset
+SELECT jobq.fail(:low, :low_tok, 'bad payload', discard => true) AS state;
+SELECT state, attempt FROM jobq.jobs WHERE id = :low;
+
+-- fail_many and complete batch several jobs in one call
+SELECT array_agg(id) AS batch FROM jobq.enqueue_many('work', ARRAY['{"b": 1}', '{"b": 2}', '{"b": 3}']::jsonb[]) id \gset
+SELECT count(*) AS claimed FROM jobq.claim('{work}', 'w1', 3);
+SELECT lease_token AS btok FROM jobq.job WHERE id = (:'batch'::bigint[])[1] \gset
+SELECT state, count(*) FROM jobq.fail_many((:'batch'::bigint[])[1:2], ARRAY[:btok, :btok]::bigint[],
+                                           ARRAY['e1', 'e2'], ARRAY['1 minute', NULL]::interval[],
+                                           ARRAY[false, true]) GROUP BY state ORDER BY state;
+SELECT payload ->> 'b' AS b, state FROM jobq.jobs WHERE id = ANY(:'batch'::bigint[]) ORDER BY id;
+
+-- snooze gives the attempt back and waits
+SELECT jobq.snooze((:'batch'::bigint[])[3], :btok, '1 hour') AS snoozed;
+SELECT state, attempt FROM jobq.jobs WHERE id = (:'batch'::bigint[])[3];
+SELECT jobq.snooze((:'batch'::bigint[])[3], :btok, '1 hour') AS snoozed_twice;
+
+-- release hands running jobs back unstarted
+SELECT jobq.enqueue('work', '{"r": 1}') AS r \gset
+SELECT lease_token AS rtok FROM jobq.claim('{work}', 'w1', 1) \gset
+SELECT array_agg(x) = ARRAY[:r]::bigint[] AS released FROM jobq.release(ARRAY[:r]::bigint[], ARRAY[:rtok]::bigint[]) x;
+SELECT state, attempt FROM jobq.jobs WHERE id = :r;
+
+-- paused queues are not claimed from; enqueue still works
+SELECT jobq.pause('work');
+SELECT jobq.enqueue('work', '{"while": "paused"}') > 0 AS enqueued;
+SELECT count(*) AS claimed_while_paused FROM jobq.claim('{work}', 'w1', 10);
+SELECT jobq.resume('work');
+SELECT count(*) > 0 AS claimed_after_resume FROM jobq.claim('{work}', 'w1', 10);
+
+-- a concurrency limit caps running jobs across claims
+SELECT jobq.create_queue('limited', concurrency => 2);
+SELECT count(*) FROM jobq.enqueue_many('limited', ARRAY['{}', '{}', '{}', '{}']::jsonb[]);
+SELECT count(*) AS first FROM jobq.claim('{limited}', 'w1', 10);
+SELECT count(*) AS second FROM jobq.claim('{limited}', 'w2', 10);
+SELECT count(*) AS running FROM jobq.jobs WHERE queue = 'limited' AND state = 'running';
+
+-- claim across queues
+SELECT jobq.create_queue('a');
+SELECT jobq.create_queue('b');
+SELECT jobq.enqueue('a', '{}') > 0 AS a, jobq.enqueue('b', '{}') > 0 AS b;
+SELECT queue, count(*) FROM jobq.claim('{a,b}', 'w1', 10) GROUP BY queue ORDER BY queue;
+
+-- bad input
+SELECT * FROM jobq.claim('{work}', 'w1', 0);
+SELECT * FROM jobq.claim('{work}', 'w1', 10001);
+SELECT * FROM jobq.claim('{work}', 'w1', NULL);
+SELECT * FROM jobq.claim('{work}', 'w1', 1, lease => '-1 second');
+SELECT * FROM jobq.claim('{work}', 'w1', 1, lease => '0 seconds');
+SELECT * FROM jobq.claim('{}', 'w1', 1);
+SELECT * FROM jobq.claim(NULL, 'w1', 1);
+SELECT * FROM jobq.claim('{nope}', 'w1', 1);
+SELECT * FROM jobq.claim('{"Bad Name"}', 'w1', 1);
+SELECT * FROM jobq.complete(ARRAY[1, 2]::bigint[], ARRAY[1]::bigint[]);
+SELECT * FROM jobq.complete(ARRAY[1]::bigint[], ARRAY[1]::bigint[], ARRAY['{}', '{}']::jsonb[]);
+SELECT * FROM jobq.complete(ARRAY[NULL]::bigint[], ARRAY[1]::bigint[]);
+SELECT * FROM jobq.complete(NULL, ARRAY[1]::bigint[]);
+SELECT jobq.fail(1, 1, 'x', retry_in => '-1 second');
+SELECT * FROM jobq.fail_many(ARRAY[1]::bigint[], ARRAY[1]::bigint[], ARRAY['a', 'b']);
+SELECT * FROM jobq.heartbeat(ARRAY[1]::bigint[], ARRAY[1]::bigint[], '-1 minute');
+SELECT jobq.snooze(1, 1, '-1 minute');
+SELECT jobq.snooze(1, 1, NULL);

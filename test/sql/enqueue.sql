@@ -1,0 +1,84 @@
+-- Enqueue: single and bulk, scheduling, priorities, unique keys, and every
+-- bad input (each leaves nothing behind).
+\set VERBOSITY terse
+SELECT jobq.create_queue('mail', max_attempts => 5);
+
+SELECT jobq.enqueue('mail', '{"to": "a@example.com"}') AS first_id \gset
+SELECT queue, state, attempt, max_attempts, priority, payload, finished_at IS NULL AS live
+FROM jobq.jobs WHERE id = :first_id;
+
+-- explicit options
+SELECT jobq.enqueue('mail', '{"n": 2}', run_at => now() + interval '1 hour', priority => -5,
+                    max_attempts => 2) AS later_id \gset
+SELECT state, priority, max_attempts, run_at > now() + interval '59 minutes' AS in_an_hour
+FROM jobq.jobs WHERE id = :later_id;
+
+-- bulk: ids come back in payload order
+SELECT array_agg(id ORDER BY id) = array_agg(id) AS ordered, count(*) AS n
+FROM jobq.enqueue_many('mail', ARRAY['{"i": 1}', '{"i": 2}', '{"i": 3}']::jsonb[]) AS id;
+SELECT count(*) AS empty_batch FROM jobq.enqueue_many('mail', ARRAY[]::jsonb[]);
+SELECT array_agg(payload ->> 'i' ORDER BY id) AS payloads FROM jobq.jobs
+WHERE queue = 'mail' AND payload ? 'i';
+
+-- atomic with the caller's transaction
+BEGIN;
+SELECT jobq.enqueue('mail', '{"rolled": "back"}') > 0 AS enqueued;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT jobq.enqueue('mail', '{"savepoint": "undone"}') > 0 AS enqueued;
+ROLLBACK TO SAVEPOINT s;
+SELECT jobq.enqueue('mail', '{"savepoint": "kept"}') > 0 AS enqueued;
+COMMIT;
+SELECT count(*) FILTER (WHERE payload ? 'rolled') AS rolled_back,
+       count(*) FILTER (WHERE payload ->> 'savepoint' = 'undone') AS undone,
+       count(*) FILTER (WHERE payload ->> 'savepoint' = 'kept') AS kept
+FROM jobq.jobs;
+
+-- unique keys: keep (default) returns the existing job
+SELECT jobq.enqueue('mail', '{"v": 1}', unique_key => 'user-1') AS u1 \gset
+SELECT jobq.enqueue('mail', '{"v": 2}', unique_key => 'user-1') = :u1 AS same_job;
+SELECT payload FROM jobq.jobs WHERE id = :u1;
+-- replace updates the waiting job
+SELECT jobq.enqueue('mail', '{"v": 3}', unique_key => 'user-1', unique_mode => 'replace',
+                    priority => 7) = :u1 AS same_job;
+SELECT payload, priority FROM jobq.jobs WHERE id = :u1;
+-- debounce pushes run_at out and takes the latest payload
+SELECT jobq.enqueue('mail', '{"v": 4}', unique_key => 'user-1', unique_mode => 'debounce',
+                    debounce => '10 minutes') = :u1 AS same_job;
+SELECT payload, state, run_at > now() + interval '9 minutes' AS pushed FROM jobq.jobs WHERE id = :u1;
+-- the same key in another queue is another job
+SELECT jobq.create_queue('other');
+SELECT jobq.enqueue('other', '{}', unique_key => 'user-1') <> :u1 AS distinct_job;
+-- a running job is never changed under its runner: replace detaches its key
+SELECT jobq.enqueue('other', '{"v": "first"}', unique_key => 'busy') AS busy \gset
+SELECT count(*) AS claimed FROM jobq.claim('{other}', 'test', 10);
+SELECT jobq.enqueue('other', '{"v": "second"}', unique_key => 'busy', unique_mode => 'replace') <> :busy AS new_job;
+SELECT payload, unique_key IS NULL AS key_detached, state FROM jobq.jobs WHERE id = :busy;
+-- keep mode now finds the new waiting job that holds the key
+SELECT jobq.enqueue('other', '{"v": "third"}', unique_key => 'busy') <> :busy AS returns_waiting_one;
+
+-- bad input: clear errors, nothing inserted
+SELECT count(*) AS before FROM jobq.jobs \gset
+SELECT jobq.enqueue('nope', '{}');
+SELECT jobq.enqueue('Bad Name', '{}');
+SELECT jobq.enqueue(NULL, '{}');
+SELECT jobq.enqueue('mail', NULL);
+SELECT jobq.enqueue('mail', '{}', priority => 40000);
+SELECT jobq.enqueue('mail', '{}', max_attempts => 0);
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'sometimes');
+SELECT jobq.enqueue('mail', '{}', unique_mode => 'replace');
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce');
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce', debounce => '-1 minute');
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce', debounce => '1 minute', run_at => now());
+SET jobq.max_payload_size = 1024;
+SELECT jobq.enqueue('mail', jsonb_build_object('blob', repeat('x', 2000)));
+SELECT count(*) FROM jobq.enqueue_many('mail', ARRAY['{}', jsonb_build_object('blob', repeat('x', 2000))]);
+RESET jobq.max_payload_size;
+SELECT count(*) FROM jobq.enqueue_many('mail', ARRAY['{}', NULL]::jsonb[]);
+SELECT count(*) FROM jobq.enqueue_many('nope', ARRAY['{}']::jsonb[]);
+SELECT count(*) FROM jobq.enqueue_many('mail', NULL);
+SELECT count(*) = :before AS nothing_inserted FROM jobq.jobs;
+-- a large payload under the limit is kept whole, never truncated
+SELECT jobq.enqueue('mail', jsonb_build_object('blob', repeat('y', 100000))) AS big \gset
+SELECT length(payload ->> 'blob') AS kept_length FROM jobq.jobs WHERE id = :big;
