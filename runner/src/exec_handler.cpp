@@ -1,0 +1,298 @@
+// exec handler (see exec_handler.h for the contract with the command).
+#include "exec_handler.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "json_text.h"
+#include "unique_fd.h"
+
+extern char **environ;
+
+namespace jobq {
+namespace {
+
+constexpr size_t kStderrTail = 4096;
+
+std::string TrimSpace(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    size_t start = s.find_first_not_of(" \t\r\n");
+    return start == std::string::npos ? std::string() : s.substr(start);
+}
+
+void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+class ExecExecution : public Execution {
+public:
+    ExecExecution(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue, const ClaimedJob &job,
+                  DoneCallback done)
+        : loop_(loop), reaper_(reaper), queue_(queue), done_(std::move(done)), input_(JobDocument(job)) {
+        Spawn(job);
+    }
+
+    ~ExecExecution() override {
+        loop_.Cancel(timeout_timer_);
+        loop_.Cancel(kill_timer_);
+        loop_.Cancel(spawn_error_timer_);
+        for (UniqueFd *fd : {&stdin_, &stdout_, &stderr_}) {
+            if (fd->valid()) loop_.Unwatch(fd->get());
+        }
+        if (pid_ > 0 && !exited_) {
+            // Stopped before it finished: kill the whole group; the reaper
+            // still collects the zombie.
+            kill(-pid_, SIGKILL);
+            reaper_.Forget(pid_);
+        }
+    }
+
+private:
+    void Spawn(const ClaimedJob &job) {
+        int in[2], out[2], err[2];
+        if (pipe2(in, O_CLOEXEC) != 0) return SpawnFailed(errno);
+        UniqueFd in_r(in[0]), in_w(in[1]);
+        if (pipe2(out, O_CLOEXEC) != 0) return SpawnFailed(errno);
+        UniqueFd out_r(out[0]), out_w(out[1]);
+        if (pipe2(err, O_CLOEXEC) != 0) return SpawnFailed(errno);
+        UniqueFd err_r(err[0]), err_w(err[1]);
+
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
+        posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
+        posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
+
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        // Own process group: timeouts and stops signal the whole tree.
+        // The runner blocks its signals for signalfd and ignores SIGPIPE;
+        // neither may leak into the command.
+        sigset_t empty, defaults;
+        sigemptyset(&empty);
+        sigemptyset(&defaults);
+        for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, sig);
+        posix_spawnattr_setpgroup(&attr, 0);
+        posix_spawnattr_setsigmask(&attr, &empty);
+        posix_spawnattr_setsigdefault(&attr, &defaults);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+        std::vector<std::string> env_strings;
+        for (char **e = environ; *e; ++e) {
+            std::string_view entry(*e);
+            if (entry.rfind("JOBQ_JOB_ID=", 0) == 0 || entry.rfind("JOBQ_ATTEMPT=", 0) == 0 ||
+                entry.rfind("JOBQ_QUEUE=", 0) == 0)
+                continue;
+            env_strings.emplace_back(entry);
+        }
+        env_strings.push_back(fmt::format("JOBQ_JOB_ID={}", job.id));
+        env_strings.push_back(fmt::format("JOBQ_ATTEMPT={}", job.attempt));
+        env_strings.push_back(fmt::format("JOBQ_QUEUE={}", job.queue));
+        std::vector<char *> envp;
+        for (auto &s : env_strings) envp.push_back(s.data());
+        envp.push_back(nullptr);
+        std::vector<std::string> args = queue_.command;
+        std::vector<char *> argv;
+        for (auto &s : args) argv.push_back(s.data());
+        argv.push_back(nullptr);
+
+        pid_t pid = -1;
+        int rc = posix_spawn(&pid, queue_.command[0].c_str(), &actions, &attr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        if (rc != 0) return SpawnFailed(rc);
+        pid_ = pid;
+        started_ = EventLoop::Now();
+
+        stdin_ = std::move(in_w);
+        stdout_ = std::move(out_r);
+        stderr_ = std::move(err_r);
+        SetNonBlocking(stdin_.get());
+        SetNonBlocking(stdout_.get());
+        SetNonBlocking(stderr_.get());
+        reaper_.Add(pid_, [this](int status) { OnExit(status); });
+        loop_.Watch(stdin_.get(), EPOLLOUT, [this](uint32_t) { WriteInput(); });
+        loop_.Watch(stdout_.get(), EPOLLIN, [this](uint32_t) { ReadPipe(stdout_, true); });
+        loop_.Watch(stderr_.get(), EPOLLIN, [this](uint32_t) { ReadPipe(stderr_, false); });
+        timeout_timer_ = loop_.After(queue_.timeout, [this] { OnTimeout(); });
+    }
+
+    void SpawnFailed(int error) {
+        std::string message = fmt::format("cannot start {}: {}", queue_.command[0], std::strerror(error));
+        // Never call done from inside Start.
+        spawn_error_timer_ = loop_.After(Millis(0), [this, message] {
+            spawn_error_timer_ = 0;
+            Outcome outcome;
+            outcome.kind = OutcomeKind::kFail;
+            outcome.error = message;
+            Report(std::move(outcome));
+        });
+    }
+
+    void WriteInput() {
+        while (written_ < input_.size()) {
+            ssize_t n = write(stdin_.get(), input_.data() + written_, input_.size() - written_);
+            if (n > 0) {
+                written_ += static_cast<size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) return;
+            break;  // EPIPE: the command does not read its input; fine.
+        }
+        loop_.Unwatch(stdin_.get());
+        stdin_.Reset();
+    }
+
+    // Returns false at EOF or error (the pipe is closed then).
+    bool ReadPipe(UniqueFd &fd, bool is_stdout) {
+        char buf[16384];
+        for (;;) {
+            ssize_t n = read(fd.get(), buf, sizeof buf);
+            if (n > 0) {
+                if (is_stdout) {
+                    size_t room = queue_.max_output > stdout_text_.size() ? queue_.max_output - stdout_text_.size() : 0;
+                    if (static_cast<size_t>(n) > room) stdout_truncated_ = true;
+                    stdout_text_.append(buf, std::min(room, static_cast<size_t>(n)));
+                } else {
+                    stderr_text_.append(buf, static_cast<size_t>(n));
+                    if (stderr_text_.size() > 2 * kStderrTail) stderr_text_.erase(0, stderr_text_.size() - kStderrTail);
+                }
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) return true;
+            loop_.Unwatch(fd.get());
+            fd.Reset();
+            return false;
+        }
+    }
+
+    void OnTimeout() {
+        timeout_timer_ = 0;
+        timed_out_ = true;
+        kill(-pid_, SIGTERM);
+        kill_timer_ = loop_.After(queue_.kill_grace, [this] {
+            kill_timer_ = 0;
+            kill(-pid_, SIGKILL);
+        });
+    }
+
+    void OnExit(int status) {
+        exited_ = true;
+        loop_.Cancel(timeout_timer_);
+        loop_.Cancel(kill_timer_);
+        // Output written just before exit is still in the pipes; anything
+        // still holding them open was killed with the group by the reaper.
+        if (stdout_.valid()) ReadPipe(stdout_, true);
+        if (stderr_.valid()) ReadPipe(stderr_, false);
+        for (UniqueFd *fd : {&stdin_, &stdout_, &stderr_}) {
+            if (fd->valid()) {
+                loop_.Unwatch(fd->get());
+                fd->Reset();
+            }
+        }
+        std::string tail = stderr_text_.size() > kStderrTail ? stderr_text_.substr(stderr_text_.size() - kStderrTail) : stderr_text_;
+        Report(ExecOutcome(queue_, status, timed_out_, stdout_text_, stdout_truncated_, tail));
+    }
+
+    void Report(Outcome outcome) {
+        DoneCallback done = std::move(done_);
+        done_ = nullptr;
+        if (done) done(std::move(outcome));  // may destroy *this: nothing after
+    }
+
+    EventLoop &loop_;
+    ChildReaper &reaper_;
+    const QueueConfig &queue_;
+    DoneCallback done_;
+    std::string input_;
+    size_t written_ = 0;
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    bool timed_out_ = false;
+    TimePoint started_;
+    UniqueFd stdin_, stdout_, stderr_;
+    std::string stdout_text_, stderr_text_;
+    bool stdout_truncated_ = false;
+    EventLoop::TimerId timeout_timer_ = 0, kill_timer_ = 0, spawn_error_timer_ = 0;
+};
+
+}  // namespace
+
+void ChildReaper::Forget(pid_t pid) {
+    auto it = children_.find(pid);
+    if (it != children_.end()) it->second = nullptr;
+}
+
+void ChildReaper::ReapAll() {
+    for (;;) {
+        siginfo_t info{};
+        // WNOWAIT first: while the leader is an unreaped zombie its pid (the
+        // group id) cannot be reused, so killing the group is safe.
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        pid_t pid = info.si_pid;
+        if (children_.count(pid)) kill(-pid, SIGKILL);
+        int status = 0;
+        if (waitpid(pid, &status, 0) < 0) return;
+        auto it = children_.find(pid);
+        if (it == children_.end()) continue;
+        ExitCallback callback = std::move(it->second);
+        children_.erase(it);
+        if (callback) callback(status);
+    }
+}
+
+Outcome ExecOutcome(const QueueConfig &queue, int wait_status, bool timed_out, const std::string &stdout_text,
+                    bool stdout_truncated, const std::string &stderr_tail) {
+    Outcome o;
+    std::string err = TrimSpace(SanitizeText(stderr_tail));
+    auto with_stderr = [&](std::string head) { return err.empty() ? head : head + ": " + err; };
+    if (timed_out) {
+        o.kind = OutcomeKind::kFail;
+        o.error = with_stderr(fmt::format("timed out after {}", FormatDuration(queue.timeout)));
+        return o;
+    }
+    if (WIFSIGNALED(wait_status)) {
+        int sig = WTERMSIG(wait_status);
+        o.kind = OutcomeKind::kFail;
+        const char *name = sigabbrev_np(sig);
+        o.error = with_stderr(fmt::format("killed by signal {} (SIG{})", sig, name ? name : "?"));
+        return o;
+    }
+    int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+    if (code == 0) {
+        o.kind = OutcomeKind::kComplete;
+        std::string trimmed = TrimSpace(stdout_text);
+        if (trimmed.empty()) return o;
+        o.result = (!stdout_truncated && IsJsonbSafe(trimmed)) ? trimmed : JsonQuote(trimmed);
+        return o;
+    }
+    if (code == queue.retry_exit_code) {
+        o.kind = OutcomeKind::kRetry;
+        o.error = with_stderr(fmt::format("exit status {} (retry requested)", code));
+    } else if (code == queue.discard_exit_code) {
+        o.kind = OutcomeKind::kDiscard;
+        o.error = with_stderr(fmt::format("exit status {} (discarded)", code));
+    } else {
+        o.kind = OutcomeKind::kFail;
+        o.error = with_stderr(fmt::format("exit status {}", code));
+    }
+    return o;
+}
+
+std::unique_ptr<Execution> StartExec(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue,
+                                     const ClaimedJob &job, DoneCallback done) {
+    return std::make_unique<ExecExecution>(loop, reaper, queue, job, std::move(done));
+}
+
+}  // namespace jobq

@@ -1,0 +1,241 @@
+// Asynchronous libpq connection (see pg_connection.h for the protocol).
+#include "pg_connection.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "log.h"
+
+namespace jobq {
+namespace {
+std::string Trimmed(const char *message) {
+    std::string s = message ? message : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+}  // namespace
+
+PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks)
+    : loop_(loop),
+      options_(std::move(options)),
+      callbacks_(std::move(callbacks)),
+      backoff_(options_.reconnect_min, options_.reconnect_max,
+               static_cast<uint64_t>(getpid()) * 7919u + static_cast<uint64_t>(SteadyClock::now().time_since_epoch().count())) {}
+
+PgConnection::~PgConnection() { Close(); }
+
+void PgConnection::Start() { BeginConnect(); }
+
+void PgConnection::Close() {
+    closed_ = true;
+    loop_.Cancel(retry_timer_);
+    loop_.Cancel(deadline_timer_);
+    if (socket_ >= 0) loop_.Unwatch(socket_);
+    socket_ = -1;
+    conn_.reset();
+    ready_ = connecting_ = false;
+    callback_ = nullptr;
+}
+
+void PgConnection::WatchSocket(uint32_t events) {
+    int fd = PQsocket(conn_.get());
+    if (fd != socket_ && socket_ >= 0) loop_.Unwatch(socket_);
+    socket_ = fd;
+    if (fd < 0) return;
+    // Watch() replaces (or re-adds) the registration, which covers a socket
+    // that libpq closed and reopened under the same number.
+    loop_.Watch(fd, events, [this](uint32_t ev) { OnSocket(ev); });
+}
+
+void PgConnection::BeginConnect() {
+    if (closed_) return;
+    // application_name first so a dsn that sets its own wins; dbname is
+    // expanded as a connection string; empty values fall back to PG* vars.
+    const char *keywords[] = {"application_name", "client_encoding", "dbname", nullptr};
+    const char *values[] = {"jobq-runner", "UTF8", options_.dsn.c_str(), nullptr};
+    conn_.reset(PQconnectStartParams(keywords, values, 1));
+    if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
+        Lost(conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory");
+        return;
+    }
+    connecting_ = true;
+    loop_.Cancel(deadline_timer_);
+    deadline_timer_ = loop_.After(options_.connect_timeout, [this] {
+        deadline_timer_ = 0;
+        Lost("connect timed out");
+    });
+    // libpq: behave as if PQconnectPoll had returned PGRES_POLLING_WRITING.
+    WatchSocket(EPOLLOUT);
+}
+
+void PgConnection::ConnectStep() {
+    PostgresPollingStatusType status = PQconnectPoll(conn_.get());
+    switch (status) {
+        case PGRES_POLLING_READING: WatchSocket(EPOLLIN); return;
+        case PGRES_POLLING_WRITING: WatchSocket(EPOLLOUT); return;
+        case PGRES_POLLING_FAILED: Lost(Trimmed(PQerrorMessage(conn_.get()))); return;
+        case PGRES_POLLING_OK: break;
+        default: return;
+    }
+    loop_.Cancel(deadline_timer_);
+    connecting_ = false;
+    if (PQsetnonblocking(conn_.get(), 1) != 0) {
+        Lost(Trimmed(PQerrorMessage(conn_.get())));
+        return;
+    }
+    WatchSocket(EPOLLIN);
+    ready_ = true;
+    backoff_.Reset();
+    if (ever_ready_) {
+        ++reconnects_;
+        Log(LogLevel::kWarn, "reconnected to database", {{"conn", options_.role}});
+    }
+    ever_ready_ = true;
+    Log(LogLevel::kDebug, "connected to database", {{"conn", options_.role}});
+    if (callbacks_.on_ready) callbacks_.on_ready();
+}
+
+void PgConnection::OnSocket(uint32_t events) {
+    if (!conn_) return;
+    if (connecting_) {
+        ConnectStep();
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (PQconsumeInput(conn_.get()) == 0) {
+            Lost(Trimmed(PQerrorMessage(conn_.get())));
+            return;
+        }
+        DrainNotifies();
+        if (!conn_) return;
+    }
+    // A read may be what the server needed before accepting more of our
+    // output, so retry the flush on either event.
+    if (flushing_) {
+        Flush();
+        if (!conn_) return;
+    }
+    if (callback_ && !flushing_) ReadResults();
+}
+
+void PgConnection::DrainNotifies() {
+    while (PGnotify *n = PQnotifies(conn_.get())) {
+        std::string channel = n->relname ? n->relname : "";
+        std::string payload = n->extra ? n->extra : "";
+        PQfreemem(n);
+        if (callbacks_.on_notify) callbacks_.on_notify(channel, payload);
+        if (!conn_) return;
+    }
+}
+
+bool PgConnection::Send(const std::string &sql, const std::vector<std::optional<std::string>> &params,
+                        OutcomeCallback callback) {
+    if (!idle()) return false;
+    std::vector<const char *> values;
+    values.reserve(params.size());
+    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    if (PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), nullptr, nullptr, 0) == 0) {
+        std::string error = Trimmed(PQerrorMessage(conn_.get()));
+        if (PQstatus(conn_.get()) == CONNECTION_BAD) {
+            callback_ = std::move(callback);
+            Lost(error);
+        } else {
+            PgOutcome outcome;
+            outcome.failure = PgFailure::kSql;
+            outcome.error = error;
+            callback(std::move(outcome));
+        }
+        return true;
+    }
+    callback_ = std::move(callback);
+    last_result_.reset();
+    first_error_.clear();
+    first_sqlstate_.clear();
+    deadline_timer_ = loop_.After(options_.query_timeout, [this] {
+        deadline_timer_ = 0;
+        Lost(fmt::format("no answer within {}", FormatDuration(options_.query_timeout)));
+    });
+    Flush();
+    return true;
+}
+
+void PgConnection::Flush() {
+    int r = PQflush(conn_.get());
+    if (r < 0) {
+        Lost(Trimmed(PQerrorMessage(conn_.get())));
+        return;
+    }
+    flushing_ = (r == 1);
+    loop_.Modify(socket_, flushing_ ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
+}
+
+void PgConnection::ReadResults() {
+    while (!PQisBusy(conn_.get())) {
+        PGresult *raw = PQgetResult(conn_.get());
+        if (!raw) {
+            PgOutcome outcome;
+            if (!first_error_.empty()) {
+                outcome.failure = PgFailure::kSql;
+                outcome.error = first_error_;
+                outcome.sqlstate = first_sqlstate_;
+            }
+            outcome.result = std::move(last_result_);
+            Finish(std::move(outcome));
+            return;
+        }
+        PgResult result(raw);
+        ExecStatusType status = PQresultStatus(raw);
+        if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
+            if (first_error_.empty()) {
+                first_error_ = Trimmed(PQresultErrorMessage(raw));
+                const char *state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+                first_sqlstate_ = state ? state : "";
+            }
+        }
+        last_result_ = std::move(result);
+    }
+    if (PQstatus(conn_.get()) == CONNECTION_BAD) Lost(Trimmed(PQerrorMessage(conn_.get())));
+}
+
+void PgConnection::Finish(PgOutcome outcome) {
+    loop_.Cancel(deadline_timer_);
+    OutcomeCallback callback = std::move(callback_);
+    callback_ = nullptr;
+    bool bad = conn_ && PQstatus(conn_.get()) == CONNECTION_BAD;
+    if (bad && outcome.failure != PgFailure::kNone) outcome.failure = PgFailure::kConnection;
+    if (callback) callback(std::move(outcome));
+    if (bad && conn_) Lost("connection lost");
+}
+
+void PgConnection::Lost(const std::string &why) {
+    if (closed_) return;
+    bool was_ready = ready_;
+    loop_.Cancel(deadline_timer_);
+    if (socket_ >= 0) loop_.Unwatch(socket_);
+    socket_ = -1;
+    conn_.reset();
+    ready_ = connecting_ = flushing_ = false;
+    last_result_.reset();
+    OutcomeCallback callback = std::move(callback_);
+    callback_ = nullptr;
+    auto delay = backoff_.Next();
+    Log(LogLevel::kWarn, was_ready ? "database connection lost" : "database connection failed",
+        {{"conn", options_.role}, {"error", why}, {"retry_in", FormatDuration(delay)}});
+    loop_.Cancel(retry_timer_);
+    retry_timer_ = loop_.After(delay, [this] {
+        retry_timer_ = 0;
+        BeginConnect();
+    });
+    if (callback) {
+        PgOutcome outcome;
+        outcome.failure = PgFailure::kConnection;
+        outcome.error = why;
+        callback(std::move(outcome));
+    }
+    if (was_ready && callbacks_.on_lost) callbacks_.on_lost();
+}
+
+}  // namespace jobq

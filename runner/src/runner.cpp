@@ -1,0 +1,510 @@
+// The runner's state machine (see runner.h for the vocabulary).
+#include "runner.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "json_text.h"
+#include "log.h"
+
+namespace jobq {
+namespace {
+
+constexpr Millis kMaintainEvery{100};
+constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
+constexpr Millis kClaimErrorPause{2'000};
+
+const char *OutcomeName(OutcomeKind kind) {
+    switch (kind) {
+        case OutcomeKind::kComplete: return "complete";
+        case OutcomeKind::kRetry: return "retry";
+        case OutcomeKind::kFail: return "fail";
+        case OutcomeKind::kDiscard: return "discard";
+    }
+    return "?";
+}
+
+// SQLSTATE classes after which the same statement may well succeed.
+bool TransientSqlState(const std::string &state) {
+    std::string cls = state.substr(0, 2);
+    return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "55";
+}
+
+class NoopExecution : public Execution {
+public:
+    NoopExecution(EventLoop &loop, DoneCallback done) : loop_(loop) {
+        timer_ = loop_.After(Millis(0), [this, done = std::move(done)] {
+            timer_ = 0;
+            done(Outcome{});  // may destroy *this
+        });
+    }
+    ~NoopExecution() override { loop_.Cancel(timer_); }
+
+private:
+    EventLoop &loop_;
+    EventLoop::TimerId timer_ = 0;
+};
+
+}  // namespace
+
+Runner::Runner(Config config) : config_(std::move(config)) {
+    queues_.reserve(config_.queues.size());
+    for (const QueueConfig &q : config_.queues) {
+        queues_.push_back(QueueState{&q});
+        metrics_.queue(q.name);
+    }
+}
+
+Runner::~Runner() {
+    jobs_.clear();  // kills any handler still running
+    graveyard_.clear();
+}
+
+void Runner::SetUpSignals() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP}) sigaddset(&mask, sig);
+    if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) throw std::runtime_error("sigprocmask failed");
+    signal(SIGPIPE, SIG_IGN);
+    signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!signal_fd_.valid()) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+    loop_.Watch(signal_fd_.get(), EPOLLIN, [this](uint32_t) { OnSignal(); });
+}
+
+void Runner::OnSignal() {
+    signalfd_siginfo info;
+    while (read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        switch (info.ssi_signo) {
+            case SIGCHLD: reaper_.ReapAll(); break;
+            case SIGHUP: Log(LogLevel::kWarn, "SIGHUP ignored: restart the runner to change its config"); break;
+            case SIGTERM:
+            case SIGINT:
+                if (!draining_) {
+                    BeginDrain();
+                } else {
+                    Log(LogLevel::kWarn, "second signal: exiting at once", {{"running", std::to_string(jobs_.size())}});
+                    jobs_.clear();  // SIGKILL to every handler's process group
+                    exit_code_ = 1;
+                    loop_.Stop();
+                    return;
+                }
+                break;
+            default: break;
+        }
+    }
+}
+
+int Runner::Run() {
+    SetUpSignals();
+    curl_ = std::make_unique<CurlMulti>(loop_);
+    std::string worker = config_.worker;
+    if (worker.empty()) {
+        char host[256] = "unknown";
+        gethostname(host, sizeof host - 1);
+        worker = fmt::format("{}:{}", host, getpid());
+        config_.worker = worker;
+    }
+    if (!config_.listen.empty()) {
+        std::string host;
+        int port;
+        ParseListen("http.listen", config_.listen, &host, &port);
+        http_server_ = std::make_unique<MetricsServer>(loop_, [this](const std::string &path) { return Route(path); });
+        http_server_->Listen(host, port);
+    }
+
+    PgConnection::Options work_options{config_.dsn, "work", Millis(10'000), config_.query_timeout,
+                                       config_.reconnect_min, config_.reconnect_max};
+    PgConnection::Options listen_options = work_options;
+    listen_options.role = "listen";
+    work_ = std::make_unique<PgConnection>(loop_, work_options, PgConnection::Callbacks{[this] { WantAll(); }, nullptr, nullptr});
+    listen_ = std::make_unique<PgConnection>(
+        loop_, listen_options,
+        PgConnection::Callbacks{
+            [this] {
+                listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
+                    if (o.failure == PgFailure::kSql) Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
+                });
+                // Notifications sent while we were away are lost: look now.
+                WantAll();
+            },
+            nullptr,
+            [this](const std::string &channel, const std::string &payload) {
+                if (channel != "jobq_wakeup") return;
+                for (QueueState &q : queues_) {
+                    if (payload.empty() || q.config->name == payload) q.want_claim = true;
+                }
+            }});
+
+    loop_.AddTickHook([this] { Tick(); });
+    std::function<void()> poll = [this, &poll] {
+        WantAll();
+        loop_.After(config_.poll_interval, poll);
+    };
+    loop_.After(config_.poll_interval, poll);
+    std::function<void()> maintain = [this, &maintain] {
+        Maintain();
+        loop_.After(kMaintainEvery, maintain);
+    };
+    loop_.After(kMaintainEvery, maintain);
+
+    work_->Start();
+    listen_->Start();
+    std::string start_line = "jobq-runner: running, Ctrl+C to stop\n";
+    ssize_t ignored = write(STDERR_FILENO, start_line.data(), start_line.size());
+    (void)ignored;
+    Log(LogLevel::kInfo, "config", {{"worker", worker}, {"queues", std::to_string(queues_.size())},
+                                    {"listen", http_server_ ? fmt::format("{}", config_.listen) : "off"}});
+    loop_.Run();
+    jobs_.clear();
+    listen_->Close();
+    work_->Close();
+    return exit_code_;
+}
+
+void Runner::WantAll() {
+    for (QueueState &q : queues_) q.want_claim = true;
+}
+
+HttpReply Runner::Route(const std::string &path) {
+    HttpReply reply;
+    if (path == "/metrics") {
+        reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        reply.body = metrics_.Render(static_cast<uint64_t>(work_->reconnects() + listen_->reconnects()), work_->ready());
+    } else if (path == "/healthz") {
+        if (draining_) {
+            reply.status = 503;
+            reply.body = "draining\n";
+        } else if (!work_->ready()) {
+            reply.status = 503;
+            reply.body = "database unavailable\n";
+        } else {
+            reply.body = "ok\n";
+        }
+    } else {
+        reply.status = 404;
+        reply.body = "not found\n";
+    }
+    return reply;
+}
+
+void Runner::BeginDrain() {
+    draining_ = true;
+    size_t running = 0;
+    for (auto &[id, job] : jobs_) running += job.execution ? 1 : 0;
+    Log(LogLevel::kNotice, "shutting down: no more claims",
+        {{"running", std::to_string(running)}, {"grace", FormatDuration(config_.grace_period)}});
+    grace_timer_ = loop_.After(config_.grace_period, [this] {
+        grace_timer_ = 0;
+        OnGraceExpired();
+    });
+}
+
+void Runner::OnGraceExpired() {
+    grace_over_ = true;
+    for (auto &[id, job] : jobs_) {
+        if (!job.execution) continue;
+        job.execution.reset();  // kills the handler
+        job.queue->running--;
+        metrics_.queue(job.queue->config->name).running--;
+        DropPendingHeartbeat(id);
+        job.settling = true;
+        pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
+        Log(LogLevel::kInfo, "job stopped at shutdown; releasing", {{"job", std::to_string(id)}});
+    }
+    flush_timer_ = loop_.After(kFlushBudget, [this] {
+        flush_timer_ = 0;
+        Log(LogLevel::kError, "could not settle every job before exiting; they return to the queue after their lease",
+            {{"unsettled", std::to_string(jobs_.size())}});
+        exit_code_ = 1;
+        loop_.Stop();
+    });
+}
+
+void Runner::Tick() {
+    graveyard_.clear();
+    if (work_->idle()) {
+        if (!pending_.empty()) {
+            SendSettles();
+        } else if (!draining_) {
+            MaybeClaim();
+        }
+    }
+    if (draining_ && jobs_.empty() && pending_.empty() && (work_->idle() || !work_->ready())) {
+        Log(LogLevel::kNotice, "shut down cleanly");
+        loop_.Stop();
+    }
+}
+
+void Runner::SendSettles() {
+    SettleBatch batch = std::move(pending_);
+    pending_ = SettleBatch{};
+    Statement st = BuildSettleStatement(batch);
+    TimePoint sent = EventLoop::Now();
+    work_->Send(st.sql, st.params, [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
+        OnSettled(std::move(batch), sent, std::move(outcome));
+    });
+}
+
+void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
+    if (outcome.failure != PgFailure::kNone) {
+        bool retry = outcome.failure == PgFailure::kConnection || TransientSqlState(outcome.sqlstate);
+        for (const HeartbeatItem &h : batch.heartbeats) {
+            auto it = jobs_.find(h.id);
+            if (it != jobs_.end()) it->second.heartbeat_pending = false;
+        }
+        if (retry) {
+            // Outcome unknown or transient: settle again (idempotent per token).
+            for (auto &c : batch.completes) pending_.completes.push_back(std::move(c));
+            for (auto &f : batch.fails) pending_.fails.push_back(std::move(f));
+            for (auto &r : batch.releases) pending_.releases.push_back(r);
+            return;
+        }
+        Log(LogLevel::kError, "settle failed; these jobs return to the queue after their lease",
+            {{"error", outcome.error}, {"sqlstate", outcome.sqlstate}, {"jobs", std::to_string(batch.size())}});
+        auto drop = [this](int64_t id) { jobs_.erase(id); };
+        for (auto &c : batch.completes) drop(c.id);
+        for (auto &f : batch.fails) drop(f.id);
+        for (auto &r : batch.releases) drop(r.id);
+        return;
+    }
+    SettleAcks acks = ParseSettleResult(outcome.result.get());
+    auto finish = [this](int64_t id) -> const char * {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return "?";
+        const char *q = it->second.queue->config->name.c_str();
+        return q;
+    };
+    for (const CompleteItem &c : batch.completes) {
+        std::string queue = finish(c.id);
+        QueueMetrics &m = metrics_.queue(queue);
+        if (acks.completed.count(c.id)) {
+            ++m.completed;
+            Log(LogLevel::kInfo, "job completed", {{"job", std::to_string(c.id)}, {"queue", queue}});
+        } else {
+            ++m.refused;
+            Log(LogLevel::kWarn, "completion refused: the lease was no longer ours", {{"job", std::to_string(c.id)}, {"queue", queue}});
+        }
+        jobs_.erase(c.id);
+    }
+    for (const FailItem &f : batch.fails) {
+        std::string queue = finish(f.id);
+        QueueMetrics &m = metrics_.queue(queue);
+        auto it = acks.failed.find(f.id);
+        if (it != acks.failed.end()) {
+            ++m.failed;
+            if (it->second == "dead") ++m.dead;
+            else ++m.retried;
+            Log(LogLevel::kInfo, "job failed", {{"job", std::to_string(f.id)}, {"queue", queue}, {"state", it->second}, {"error", f.error}});
+        } else {
+            ++m.refused;
+            Log(LogLevel::kWarn, "failure refused: the lease was no longer ours", {{"job", std::to_string(f.id)}, {"queue", queue}});
+        }
+        jobs_.erase(f.id);
+    }
+    for (const ReleaseItem &r : batch.releases) {
+        std::string queue = finish(r.id);
+        if (acks.released.count(r.id)) ++metrics_.queue(queue).released;
+        Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
+        jobs_.erase(r.id);
+    }
+    TimePoint now = EventLoop::Now();
+    for (const HeartbeatItem &h : batch.heartbeats) {
+        auto it = jobs_.find(h.id);
+        if (it == jobs_.end()) continue;
+        Job &job = it->second;
+        job.heartbeat_pending = false;
+        if (!job.execution) continue;  // ended meanwhile; its settle decides
+        auto ack = acks.heartbeats.find(h.id);
+        if (ack == acks.heartbeats.end()) {
+            StopJob(job, "job no longer held (cancelled, rescued or settled elsewhere); handler stopped");
+            continue;
+        }
+        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(ack->second));
+        job.next_heartbeat = now + HeartbeatInterval(job);
+    }
+}
+
+void Runner::StopJob(Job &job, const char *why) {
+    int64_t id = job.claimed.id;
+    std::string queue = job.queue->config->name;
+    if (job.execution) {
+        job.execution.reset();
+        job.queue->running--;
+        metrics_.queue(queue).running--;
+    }
+    ++metrics_.queue(queue).lost;
+    DropPendingHeartbeat(id);
+    Log(LogLevel::kWarn, why, {{"job", std::to_string(id)}, {"queue", queue}});
+    jobs_.erase(id);
+}
+
+void Runner::DropPendingHeartbeat(int64_t id) {
+    auto &hb = pending_.heartbeats;
+    for (size_t i = 0; i < hb.size(); ++i) {
+        if (hb[i].id == id) {
+            hb.erase(hb.begin() + static_cast<long>(i));
+            return;
+        }
+    }
+}
+
+Millis Runner::HeartbeatInterval(const Job &job) const {
+    if (job.queue->config->heartbeat) return *job.queue->config->heartbeat;
+    return std::max(Millis(100), job.lease_length / 3);
+}
+
+void Runner::MaybeClaim() {
+    if (EventLoop::Now() < claim_blocked_until_) return;
+    std::vector<ClaimRequest> requests;
+    for (QueueState &q : queues_) {
+        int capacity = q.config->concurrency - q.running;
+        if (!q.want_claim || capacity <= 0) continue;
+        q.want_claim = false;
+        requests.push_back(ClaimRequest{q.config->name, std::min(capacity, 10'000), q.config->lease});
+    }
+    if (requests.empty()) return;
+    Statement st = BuildClaimStatement(requests, config_.worker);
+    TimePoint sent = EventLoop::Now();
+    work_->Send(st.sql, st.params, [this, requests, sent](PgOutcome outcome) mutable {
+        OnClaimed(std::move(requests), sent, std::move(outcome));
+    });
+}
+
+void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome) {
+    TimePoint now = EventLoop::Now();
+    metrics_.claim_round_trip().Observe(std::chrono::duration<double>(now - sent).count());
+    auto want_again = [this, &requests] {
+        for (const ClaimRequest &r : requests) {
+            for (QueueState &q : queues_) {
+                if (q.config->name == r.queue) q.want_claim = true;
+            }
+        }
+    };
+    if (outcome.failure != PgFailure::kNone) {
+        // Connection loss: on_ready wants everything again. A claim whose
+        // commit we did not see leaves its jobs to the lease rescue.
+        want_again();
+        if (outcome.failure == PgFailure::kSql) {
+            Log(LogLevel::kError, "claim failed", {{"error", outcome.error}, {"sqlstate", outcome.sqlstate}});
+            claim_blocked_until_ = now + kClaimErrorPause;
+        }
+        return;
+    }
+    const PGresult *res = outcome.result.get();
+    int rows = res ? PQntuples(res) : 0;
+    std::unordered_map<std::string, int> got;
+    for (int i = 0; i < rows; ++i) {
+        ClaimedJob c;
+        c.id = std::strtoll(PQgetvalue(res, i, 0), nullptr, 10);
+        c.queue = PQgetvalue(res, i, 1);
+        c.payload = PQgetvalue(res, i, 2);
+        c.attempt = std::atoi(PQgetvalue(res, i, 3));
+        c.token = std::strtoll(PQgetvalue(res, i, 4), nullptr, 10);
+        double remaining = PQgetisnull(res, i, 5) ? 0.0 : std::strtod(PQgetvalue(res, i, 5), nullptr);
+        QueueState *queue = nullptr;
+        for (QueueState &q : queues_) {
+            if (q.config->name == c.queue) queue = &q;
+        }
+        if (!queue) continue;  // cannot happen: we named the queues
+        ++got[c.queue];
+        ++metrics_.queue(c.queue).claimed;
+        Job job;
+        job.claimed = std::move(c);
+        job.queue = queue;
+        job.lease_length = std::chrono::duration_cast<Millis>(std::chrono::duration<double>(remaining));
+        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(remaining));
+        int64_t id = job.claimed.id;
+        auto [it, inserted] = jobs_.emplace(id, std::move(job));
+        if (!inserted) continue;  // already ours (cannot happen with fresh tokens)
+        if (draining_) {
+            it->second.settling = true;
+            pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});
+            continue;
+        }
+        StartHandler(it->second);
+    }
+    for (const ClaimRequest &r : requests) {
+        if (got[r.queue] >= r.max_jobs) {
+            for (QueueState &q : queues_) {
+                if (q.config->name == r.queue) q.want_claim = true;
+            }
+        }
+    }
+}
+
+void Runner::StartHandler(Job &job) {
+    TimePoint now = EventLoop::Now();
+    int64_t id = job.claimed.id;
+    if (now >= job.lease_deadline) {
+        // Never start a handler once the lease may belong to someone else.
+        StopJob(job, "lease expired before the handler could start; not started");
+        return;
+    }
+    job.started = now;
+    job.next_heartbeat = now + HeartbeatInterval(job);
+    const QueueConfig &qc = *job.queue->config;
+    job.queue->running++;
+    metrics_.queue(qc.name).running++;
+    DoneCallback done = [this, id](Outcome o) { OnHandlerDone(id, std::move(o)); };
+    Log(LogLevel::kInfo, "job started", {{"job", std::to_string(id)}, {"queue", qc.name}, {"attempt", std::to_string(job.claimed.attempt)}});
+    switch (qc.handler) {
+        case HandlerKind::kNoop: job.execution = std::make_unique<NoopExecution>(loop_, std::move(done)); break;
+        case HandlerKind::kExec: job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done)); break;
+        case HandlerKind::kHttp: job.execution = StartHttp(loop_, *curl_, qc, job.claimed, std::move(done)); break;
+    }
+}
+
+void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !it->second.execution) return;
+    Job &job = it->second;
+    graveyard_.push_back(std::move(job.execution));  // we are inside its callback
+    job.queue->running--;
+    const std::string &queue = job.queue->config->name;
+    QueueMetrics &m = metrics_.queue(queue);
+    m.running--;
+    double seconds = std::chrono::duration<double>(EventLoop::Now() - job.started).count();
+    m.duration.Observe(seconds);
+    Log(outcome.kind == OutcomeKind::kComplete ? LogLevel::kInfo : LogLevel::kInfo, "job finished",
+        {{"job", std::to_string(id)}, {"queue", queue}, {"outcome", OutcomeName(outcome.kind)},
+         {"duration", fmt::format("{:.3f}s", seconds)}, {"error", outcome.error}});
+    DropPendingHeartbeat(id);
+    job.settling = true;
+    if (outcome.kind == OutcomeKind::kComplete) {
+        pending_.completes.push_back(CompleteItem{id, job.claimed.token, std::move(outcome.result)});
+    } else {
+        std::string error = SanitizeText(outcome.error);
+        if (error.empty()) error = "failed";
+        pending_.fails.push_back(FailItem{id, job.claimed.token, std::move(error), outcome.retry_in,
+                                          outcome.kind == OutcomeKind::kDiscard});
+    }
+    // Capacity freed: if the last claim came back full there may be more.
+}
+
+void Runner::Maintain() {
+    TimePoint now = EventLoop::Now();
+    std::vector<int64_t> fenced;
+    for (auto &[id, job] : jobs_) {
+        if (!job.execution) continue;
+        if (now >= job.lease_deadline) {
+            fenced.push_back(id);
+        } else if (now >= job.next_heartbeat && !job.heartbeat_pending) {
+            job.heartbeat_pending = true;
+            pending_.heartbeats.push_back(HeartbeatItem{id, job.claimed.token, job.queue->config->lease});
+        }
+    }
+    for (int64_t id : fenced) {
+        auto it = jobs_.find(id);
+        if (it != jobs_.end()) StopJob(it->second, "lease could not be extended in time; handler stopped (fenced)");
+    }
+}
+
+}  // namespace jobq

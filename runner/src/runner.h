@@ -1,0 +1,104 @@
+// The runner: claims jobs, runs their handlers, settles them.
+//
+// Vocabulary:
+//   work connection    claims and settles, one statement at a time
+//   listen connection  LISTEN jobq_wakeup; a notification (payload: queue
+//                      name) is only a hint that a claim may find work
+//   capacity           a queue's concurrency minus its running handlers
+//   lease deadline     local steady-clock time by which the lease must have
+//                      been extended; computed as (statement send time +
+//                      remaining lease reported by the server), so it is
+//                      never later than the database's own expiry
+//   fencing            a handler still running at its lease deadline is
+//                      killed, and none starts after it: once the lease may
+//                      have passed to another runner, this one stops
+//   draining           after SIGTERM/SIGINT: no more claims; running
+//                      handlers get the grace period, then are stopped and
+//                      their jobs released; a second signal exits at once
+// Error policy: database trouble is never fatal (reconnect with backoff,
+// settles kept and re-sent); config and setup errors are fatal at start.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config.h"
+#include "event_loop.h"
+#include "exec_handler.h"
+#include "http_handler.h"
+#include "job.h"
+#include "metrics.h"
+#include "metrics_server.h"
+#include "pg_connection.h"
+#include "settler.h"
+
+namespace jobq {
+
+class Runner {
+public:
+    explicit Runner(Config config);
+    ~Runner();
+    // Runs until shut down; returns the process exit status.
+    int Run();
+
+private:
+    struct QueueState {
+        const QueueConfig *config;
+        int running = 0;
+        bool want_claim = true;  // a claim may find work (hint, poll, full batch)
+    };
+    struct Job {
+        ClaimedJob claimed;
+        QueueState *queue = nullptr;
+        Millis lease_length{0};
+        TimePoint lease_deadline;
+        TimePoint next_heartbeat;
+        bool heartbeat_pending = false;
+        TimePoint started;
+        std::unique_ptr<Execution> execution;  // null once the handler ended
+        bool settling = false;                 // a settle is queued or in flight
+    };
+
+    void SetUpSignals();
+    void OnSignal();
+    void BeginDrain();
+    void OnGraceExpired();
+    void Tick();
+    void SendSettles();
+    void OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome);
+    void MaybeClaim();
+    void OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome);
+    void StartHandler(Job &job);
+    void OnHandlerDone(int64_t id, Outcome outcome);
+    void Maintain();
+    void StopJob(Job &job, const char *why);
+    void DropPendingHeartbeat(int64_t id);
+    void WantAll();
+    HttpReply Route(const std::string &path);
+    Millis HeartbeatInterval(const Job &job) const;
+
+    Config config_;
+    EventLoop loop_;
+    ChildReaper reaper_;
+    std::unique_ptr<CurlMulti> curl_;
+    std::unique_ptr<PgConnection> work_;
+    std::unique_ptr<PgConnection> listen_;
+    std::unique_ptr<MetricsServer> http_server_;
+    Metrics metrics_;
+    std::vector<QueueState> queues_;
+    std::unordered_map<int64_t, Job> jobs_;
+    std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
+    SettleBatch pending_;
+    UniqueFd signal_fd_;
+    TimePoint claim_blocked_until_;
+    bool draining_ = false;
+    bool grace_over_ = false;
+    int exit_code_ = 0;
+    EventLoop::TimerId grace_timer_ = 0;
+    EventLoop::TimerId flush_timer_ = 0;
+};
+
+}  // namespace jobq

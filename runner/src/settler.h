@@ -1,0 +1,84 @@
+// Settles batched into one statement per round trip.
+//
+// Vocabulary: a *settle* is a complete, fail, heartbeat or release of one job
+// under its lease token. Settles accumulate during a tick; the runner takes
+// them as one *batch* and sends one statement (data-modifying functions
+// evaluated in CTEs of one SELECT), so a tick costs one round trip however
+// many jobs it touched. The *acks* say which settles the database applied; a
+// settle missing from the acks was refused (stale token: the job is no
+// longer ours). A batch whose outcome is unknown (connection lost) is put
+// back and re-sent after the reconnect: settles are idempotent per token.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "duration.h"
+
+namespace jobq {
+
+struct CompleteItem {
+    int64_t id;
+    int64_t token;
+    std::optional<std::string> result;
+};
+
+struct FailItem {
+    int64_t id;
+    int64_t token;
+    std::string error;
+    std::optional<Millis> retry_in;
+    bool discard;
+};
+
+struct HeartbeatItem {
+    int64_t id;
+    int64_t token;
+    std::optional<Millis> lease;
+};
+
+struct ReleaseItem {
+    int64_t id;
+    int64_t token;
+};
+
+struct SettleBatch {
+    std::vector<CompleteItem> completes;
+    std::vector<FailItem> fails;
+    std::vector<HeartbeatItem> heartbeats;
+    std::vector<ReleaseItem> releases;
+    bool empty() const { return completes.empty() && fails.empty() && heartbeats.empty() && releases.empty(); }
+    size_t size() const { return completes.size() + fails.size() + heartbeats.size() + releases.size(); }
+};
+
+struct SettleAcks {
+    std::set<int64_t> completed;
+    std::map<int64_t, std::string> failed;      // id -> new state (retryable | dead)
+    std::map<int64_t, double> heartbeats;       // id -> seconds of lease left
+    std::set<int64_t> released;
+};
+
+struct Statement {
+    std::string sql;
+    std::vector<std::optional<std::string>> params;
+};
+
+// One statement settling the whole (non-empty) batch.
+Statement BuildSettleStatement(const SettleBatch &batch);
+SettleAcks ParseSettleResult(const PGresult *result);
+
+// The claim statement: one jobq.claim per queue, one round trip.
+struct ClaimRequest {
+    std::string queue;
+    int max_jobs;
+    std::optional<Millis> lease;
+};
+Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests, const std::string &worker);
+
+}  // namespace jobq
