@@ -3,7 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,26 +66,6 @@ private:
         if (pipe2(err, O_CLOEXEC) != 0) return SpawnFailed(errno);
         UniqueFd err_r(err[0]), err_w(err[1]);
 
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
-        posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
-        posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
-
-        posix_spawnattr_t attr;
-        posix_spawnattr_init(&attr);
-        // Own process group: timeouts and stops signal the whole tree.
-        // The runner blocks its signals for signalfd and ignores SIGPIPE;
-        // neither may leak into the command.
-        sigset_t empty, defaults;
-        sigemptyset(&empty);
-        sigemptyset(&defaults);
-        for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, sig);
-        posix_spawnattr_setpgroup(&attr, 0);
-        posix_spawnattr_setsigmask(&attr, &empty);
-        posix_spawnattr_setsigdefault(&attr, &defaults);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
         std::vector<std::string> env_strings;
         for (char **e = environ; *e; ++e) {
             std::string_view entry(*e);
@@ -105,11 +85,52 @@ private:
         for (auto &s : args) argv.push_back(s.data());
         argv.push_back(nullptr);
 
-        pid_t pid = -1;
-        int rc = posix_spawn(&pid, queue_.command[0].c_str(), &actions, &attr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        if (rc != 0) return SpawnFailed(rc);
+        // exec errors travel back through a close-on-exec pipe: EOF means
+        // the exec succeeded.
+        int report[2];
+        if (pipe2(report, O_CLOEXEC) != 0) return SpawnFailed(errno);
+        UniqueFd report_r(report[0]), report_w(report[1]);
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) return SpawnFailed(errno);
+        if (pid == 0) {
+            // Child: async-signal-safe calls only until execve.
+            setpgid(0, 0);  // own process group: timeouts signal the whole tree
+            // If the runner dies (even by SIGKILL) the command dies with it
+            // instead of running on as an orphan whose job will be re-run.
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent) _exit(127);
+            // The runner ignores SIGPIPE and blocks the signals it reads
+            // through signalfd; neither may leak into the command.
+            for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) signal(sig, SIG_DFL);
+            sigset_t empty;
+            sigemptyset(&empty);
+            sigprocmask(SIG_SETMASK, &empty, nullptr);
+            if (dup2(in_r.get(), 0) < 0 || dup2(out_w.get(), 1) < 0 || dup2(err_w.get(), 2) < 0) {
+                int e = errno;
+                ssize_t ignored = write(report_w.get(), &e, sizeof e);
+                (void)ignored;
+                _exit(127);
+            }
+            execve(argv[0], argv.data(), envp.data());
+            int e = errno;
+            ssize_t ignored = write(report_w.get(), &e, sizeof e);
+            (void)ignored;
+            _exit(127);
+        }
+        // Parent: the group exists at once (no race with an early kill).
+        setpgid(pid, pid);
+        report_w.Reset();
+        int exec_error = 0;
+        ssize_t got;
+        do {
+            got = read(report_r.get(), &exec_error, sizeof exec_error);
+        } while (got < 0 && errno == EINTR);
+        if (got == static_cast<ssize_t>(sizeof exec_error)) {
+            int status;
+            waitpid(pid, &status, 0);
+            return SpawnFailed(exec_error);
+        }
         pid_ = pid;
         started_ = EventLoop::Now();
 

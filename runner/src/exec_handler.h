@@ -13,6 +13,7 @@
 //   other exit or a signal fails the attempt (retried with backoff).
 // Timeout: SIGTERM to the process group, SIGKILL after kill_grace. When the
 // child exits, whatever is left in its process group is killed: no orphans.
+// If the runner itself dies, the child gets SIGKILL (PR_SET_PDEATHSIG).
 #pragma once
 
 #include <sys/types.h>

@@ -473,9 +473,13 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
     m.running--;
     double seconds = std::chrono::duration<double>(EventLoop::Now() - job.started).count();
     m.duration.Observe(seconds);
-    Log(outcome.kind == OutcomeKind::kComplete ? LogLevel::kInfo : LogLevel::kInfo, "job finished",
-        {{"job", std::to_string(id)}, {"queue", queue}, {"outcome", OutcomeName(outcome.kind)},
-         {"duration", fmt::format("{:.3f}s", seconds)}, {"error", outcome.error}});
+    if (outcome.kind == OutcomeKind::kComplete) {
+        Log(LogLevel::kInfo, "job finished", {{"job", std::to_string(id)}, {"queue", queue}, {"outcome", "complete"},
+                                              {"duration", fmt::format("{:.3f}s", seconds)}});
+    } else {
+        Log(LogLevel::kInfo, "job finished", {{"job", std::to_string(id)}, {"queue", queue}, {"outcome", OutcomeName(outcome.kind)},
+                                              {"duration", fmt::format("{:.3f}s", seconds)}, {"error", outcome.error}});
+    }
     DropPendingHeartbeat(id);
     job.settling = true;
     if (outcome.kind == OutcomeKind::kComplete) {

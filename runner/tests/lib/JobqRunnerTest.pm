@@ -1,0 +1,205 @@
+# Shared helpers for the jobq-runner TAP tests.
+#
+# Vocabulary: a *node* is a PostgreSQL::Test::Cluster with jobq preloaded
+# and the extension created; a *runner* is a jobq-runner process started
+# from $ENV{JOBQ_RUNNER} with its stderr in a log file; a *ledger* is a file
+# the test handlers append one line per event to (O_APPEND, so lines from
+# concurrent handlers never interleave), read back by the test.
+package JobqRunnerTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Basename qw(dirname);
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(setup_node create_queue enqueue job_row wait_until write_file
+  write_script read_lines start_runner stop_runner runner_alive runner_log
+  http_get start_webhook_server stop_webhook_server free_port);
+
+my $lib_dir = dirname(__FILE__);
+
+# PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS} --config-auth; the
+# test runner may not set it, so find the installed pg_regress.
+if (!$ENV{PG_REGRESS}) {
+    my $pgxs = `pg_config --pgxs`;
+    chomp $pgxs;
+    $ENV{PG_REGRESS} = dirname(dirname($pgxs)) . '/test/regress/pg_regress';
+}
+
+sub setup_node {
+    my ($name) = @_;
+    my $node = PostgreSQL::Test::Cluster->new($name);
+    $node->init;
+    $node->append_conf('postgresql.conf', "shared_preload_libraries = 'jobq'\n");
+    $node->start;
+    $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
+    return $node;
+}
+
+# Defaults keep every test fast: short lease and backoff.
+sub create_queue {
+    my ($node, $name, %opt) = @_;
+    my %args = (
+        lease        => "'2 seconds'",
+        max_attempts => 3,
+        backoff_base => "'100 milliseconds'",
+        backoff_max  => "'1 second'",
+        %opt);
+    my $named = join ', ', map { "$_ => $args{$_}" } sort keys %args;
+    $node->safe_psql('postgres', "SELECT jobq.create_queue('$name', $named)");
+}
+
+sub enqueue {
+    my ($node, $queue, $payload) = @_;
+    $payload //= '{}';
+    $payload =~ s/'/''/g;
+    return $node->safe_psql('postgres', "SELECT jobq.enqueue('$queue', '$payload'::jsonb)");
+}
+
+# One column list of jobq.jobs for a job, '|'-separated.
+sub job_row {
+    my ($node, $id, $columns) = @_;
+    $columns //= 'state, attempt';
+    return $node->safe_psql('postgres', "SELECT $columns FROM jobq.jobs WHERE id = $id");
+}
+
+# Polls $check every 100 ms until it returns true or $timeout seconds pass.
+sub wait_until {
+    my ($timeout, $check) = @_;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        return 1 if $check->();
+        sleep 0.1;
+    }
+    return $check->() ? 1 : 0;
+}
+
+sub write_file {
+    my ($path, $text) = @_;
+    open my $fh, '>', $path or die "write $path: $!";
+    print $fh $text;
+    close $fh;
+}
+
+sub write_script {
+    my ($path, $text) = @_;
+    write_file($path, $text);
+    chmod 0755, $path;
+    return $path;
+}
+
+sub read_lines {
+    my ($path) = @_;
+    return () unless -e $path;
+    open my $fh, '<', $path or die "read $path: $!";
+    my @lines = <$fh>;
+    close $fh;
+    chomp @lines;
+    return @lines;
+}
+
+sub free_port {
+    my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+      or die "socket: $!";
+    my $port = $sock->sockport;
+    close $sock;
+    return $port;
+}
+
+# Starts jobq-runner against $node with the given TOML (a [database] table is
+# not needed: --dsn is passed). Returns { pid, log, config }.
+sub start_runner {
+    my ($node, $toml, @args) = @_;
+    my $dir = PostgreSQL::Test::Utils::tempdir();
+    my $config = "$dir/runner.toml";
+    my $log = "$dir/runner.log";
+    write_file($config, $toml);
+    my $runner = $ENV{JOBQ_RUNNER} or die "JOBQ_RUNNER is not set";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDOUT, '>>', $log or die;
+        open STDERR, '>>', $log or die;
+        exec $runner, '--config', $config, '--dsn', $node->connstr('postgres'), @args;
+        die "exec $runner: $!";
+    }
+    my $r = { pid => $pid, log => $log, config => $config };
+    wait_until(10, sub { runner_log($r) =~ /jobq-runner: running, Ctrl\+C to stop/ })
+      or diag("runner did not start:\n" . runner_log($r));
+    return $r;
+}
+
+sub runner_log {
+    my ($r) = @_;
+    return join("\n", read_lines($r->{log})) . "\n";
+}
+
+sub runner_alive {
+    my ($r) = @_;
+    return 0 if defined $r->{status};
+    my $got = waitpid($r->{pid}, WNOHANG);
+    if ($got == $r->{pid}) {
+        $r->{status} = $?;
+        return 0;
+    }
+    return 1;
+}
+
+# Signals the runner and waits up to $timeout seconds; returns the exit
+# status (as from $?), or undef when it is still running.
+sub stop_runner {
+    my ($r, $signal, $timeout) = @_;
+    $signal  //= 'TERM';
+    $timeout //= 20;
+    return $r->{status} unless runner_alive($r);
+    kill $signal, $r->{pid};
+    wait_until($timeout, sub { !runner_alive($r) });
+    return $r->{status};
+}
+
+sub http_get {
+    my ($port, $path) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
+      or return (0, '');
+    print $sock "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    local $/;
+    my $response = <$sock> // '';
+    close $sock;
+    my ($status) = $response =~ m{^HTTP/1\.1 (\d+)};
+    my (undef, $body) = split /\r\n\r\n/, $response, 2;
+    return ($status // 0, $body // '');
+}
+
+# Starts tests/lib/webhook_server.pl; returns { pid, port, ledger }.
+sub start_webhook_server {
+    my ($secret) = @_;
+    my $dir = PostgreSQL::Test::Utils::tempdir();
+    my $ledger = "$dir/requests.log";
+    my $port_file = "$dir/port";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDOUT, '>>', "$dir/server.log" or die;
+        open STDERR, '>>', "$dir/server.log" or die;
+        exec $^X, "$lib_dir/webhook_server.pl", $secret, $ledger, $port_file;
+        die "exec: $!";
+    }
+    wait_until(10, sub { -s $port_file }) or die "webhook server did not start";
+    my ($port) = read_lines($port_file);
+    return { pid => $pid, port => $port, ledger => $ledger };
+}
+
+sub stop_webhook_server {
+    my ($server) = @_;
+    kill 'TERM', $server->{pid};
+    waitpid($server->{pid}, 0);
+}
+
+1;
