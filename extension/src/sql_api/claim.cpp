@@ -8,7 +8,9 @@
 //
 // Queues with a concurrency limit are claimed one at a time under a row
 // lock on the queue, which serialises only claimers of that queue, so the
-// count of running jobs cannot be raced past the limit.
+// count of running jobs cannot be raced past the limit. Claim is meant to
+// run in its own READ COMMITTED transaction (as runners call it): an older
+// snapshot would neither see newly due jobs nor count fresh claims.
 #include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/spi.h"
@@ -27,11 +29,14 @@ PlanSlot queues_info = {
     "SELECT name, paused, concurrency FROM jobq.queue WHERE name = ANY($1)", 1, {TEXTARRAYOID},
     nullptr};
 
+// Lock first, count second: the count must be a separate statement so that,
+// under READ COMMITTED, its snapshot is taken after the lock wait and sees
+// the jobs the previous lock holder claimed.
 PlanSlot lock_limited_queue = {
-    "SELECT q.concurrency - (SELECT count(*) FROM jobq.job j "
-    "WHERE j.queue = q.name AND j.state = 'running') "
-    "FROM jobq.queue q WHERE q.name = $1 AND NOT q.paused FOR NO KEY UPDATE OF q",
+    "SELECT concurrency FROM jobq.queue WHERE name = $1 AND NOT paused FOR NO KEY UPDATE",
     1, {TEXTOID}, nullptr};
+PlanSlot count_running = {
+    "SELECT count(*) FROM jobq.job WHERE queue = $1 AND state = 'running'", 1, {TEXTOID}, nullptr};
 
 PlanSlot claim_jobs = {
     "WITH candidate AS MATERIALIZED ("
@@ -147,8 +152,12 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         jobq::pg::ExecPlan(&lock_limited_queue, lock_args, nullptr, false);
         if (SPI_processed != 1) continue;  // paused or dropped meanwhile
         bool isnull;
-        int64 free_slots = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
-        if (isnull || free_slots <= 0) continue;
+        Datum concurrency = jobq::pg::ResultValue(0, 1, &isnull);
+        if (isnull) continue;  // limit removed meanwhile; claimed next call
+        int64 limit_total = DatumGetInt32(concurrency);
+        jobq::pg::ExecPlan(&count_running, lock_args, nullptr, false);
+        int64 free_slots = limit_total - DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
+        if (free_slots <= 0) continue;
         int limit = free_slots < remaining ? static_cast<int>(free_slots) : remaining;
         remaining -= ClaimFrom(fcinfo, jobq::pg::MakeTextArray(&limited[i], 1), worker,
                                worker_null, limit, lease, lease_null);
