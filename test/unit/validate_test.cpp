@@ -1,0 +1,98 @@
+// Unit tests of core/validate: the input rules every SQL entry point uses.
+#include "core/validate.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/error.h"
+
+namespace {
+
+std::string SqlStateOf(void (*fn)()) {
+    try {
+        fn();
+    } catch (const jobq::Error &e) {
+        return e.sqlstate();
+    }
+    return "none";
+}
+
+TEST(QueueName, AcceptsAllowListedNames) {
+    EXPECT_NO_THROW(jobq::CheckQueueName("emails"));
+    EXPECT_NO_THROW(jobq::CheckQueueName("a"));
+    EXPECT_NO_THROW(jobq::CheckQueueName("0day.reports_v2-eu"));
+    EXPECT_NO_THROW(jobq::CheckQueueName(std::string(48, 'q')));
+}
+
+TEST(QueueName, RejectsEverythingElseWithInvalidName) {
+    for (const char *bad : {"", "Emails", "has space", "_x", ".x", "-x", "a;b", "é", "a\"b"}) {
+        try {
+            jobq::CheckQueueName(bad);
+            ADD_FAILURE() << "accepted " << bad;
+        } catch (const jobq::Error &e) {
+            EXPECT_STREQ(e.sqlstate(), "42602") << bad;
+        }
+    }
+}
+
+TEST(QueueName, RejectsNamesOverTheLimit) {
+    try {
+        jobq::CheckQueueName(std::string(49, 'q'));
+        ADD_FAILURE();
+    } catch (const jobq::Error &e) {
+        EXPECT_NE(std::string(e.what()).find("49 bytes"), std::string::npos);
+        EXPECT_NE(e.detail().find("48"), std::string::npos);
+    }
+}
+
+TEST(Limits, ClaimBatch) {
+    EXPECT_NO_THROW(jobq::CheckClaimBatch(1));
+    EXPECT_NO_THROW(jobq::CheckClaimBatch(10000));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckClaimBatch(0); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckClaimBatch(10001); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckClaimBatch(-5); }), "22023");
+}
+
+TEST(Limits, MaxAttemptsAndPriority) {
+    EXPECT_NO_THROW(jobq::CheckMaxAttempts(1));
+    EXPECT_NO_THROW(jobq::CheckMaxAttempts(1000));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckMaxAttempts(0); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckMaxAttempts(1001); }), "22023");
+    EXPECT_NO_THROW(jobq::CheckPriority(-32768));
+    EXPECT_NO_THROW(jobq::CheckPriority(32767));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckPriority(32768); }), "22023");
+}
+
+TEST(Limits, PayloadSizeRejectsNeverTruncates) {
+    EXPECT_NO_THROW(jobq::CheckPayloadSize(1024, 1024));
+    try {
+        jobq::CheckPayloadSize(1025, 1024);
+        ADD_FAILURE();
+    } catch (const jobq::Error &e) {
+        EXPECT_STREQ(e.sqlstate(), "54000");
+        EXPECT_NE(std::string(e.what()).find("1025"), std::string::npos);
+    }
+}
+
+TEST(Intervals, SignChecks) {
+    EXPECT_NO_THROW(jobq::CheckPositiveInterval("lease", 1));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckPositiveInterval("lease", 0); }), "22023");
+    EXPECT_NO_THROW(jobq::CheckNonNegativeInterval("retry_in", 0));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckNonNegativeInterval("retry_in", -1); }), "22023");
+}
+
+TEST(UniqueMode, ParsesTheThreeModes) {
+    EXPECT_EQ(jobq::ParseUniqueMode("keep"), jobq::UniqueMode::kKeep);
+    EXPECT_EQ(jobq::ParseUniqueMode("replace"), jobq::UniqueMode::kReplace);
+    EXPECT_EQ(jobq::ParseUniqueMode("debounce"), jobq::UniqueMode::kDebounce);
+    EXPECT_EQ(SqlStateOf([] { jobq::ParseUniqueMode("KEEP"); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::ParseUniqueMode(""); }), "22023");
+}
+
+TEST(Batches, ParallelArraysMustMatch) {
+    EXPECT_NO_THROW(jobq::CheckSameLength("tokens", 3, 3));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckSameLength("tokens", 3, 2); }), "2202E");
+}
+
+}  // namespace
