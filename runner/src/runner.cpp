@@ -20,7 +20,7 @@ namespace {
 
 constexpr Millis kMaintainEvery{100};
 constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
-constexpr Millis kClaimErrorPause{2'000};
+constexpr Millis kClaimErrorPause{5'000};
 
 const char *OutcomeName(OutcomeKind kind) {
     switch (kind) {
@@ -58,7 +58,9 @@ private:
 Runner::Runner(Config config) : config_(std::move(config)) {
     queues_.reserve(config_.queues.size());
     for (const QueueConfig &q : config_.queues) {
-        queues_.push_back(QueueState{&q});
+        QueueState state;
+        state.config = &q;
+        queues_.push_back(state);
         metrics_.queue(q.name);
     }
 }
@@ -362,19 +364,27 @@ Millis Runner::HeartbeatInterval(const Job &job) const {
 }
 
 void Runner::MaybeClaim() {
-    if (EventLoop::Now() < claim_blocked_until_) return;
+    TimePoint now = EventLoop::Now();
     std::vector<ClaimRequest> requests;
     for (QueueState &q : queues_) {
         int capacity = q.config->concurrency - q.running;
-        if (!q.want_claim || capacity <= 0) continue;
-        q.want_claim = false;
-        requests.push_back(ClaimRequest{q.config->name, std::min(capacity, 10'000), q.config->lease});
+        if (!q.want_claim || capacity <= 0 || now < q.blocked_until) continue;
+        ClaimRequest request{q.config->name, std::min(capacity, 10'000), q.config->lease};
+        if (q.claim_alone) {
+            requests.assign(1, request);
+            break;
+        }
+        requests.push_back(request);
     }
     if (requests.empty()) return;
+    for (const ClaimRequest &r : requests) {
+        for (QueueState &q : queues_) {
+            if (q.config->name == r.queue) q.want_claim = false;
+        }
+    }
     Statement st = BuildClaimStatement(requests, config_.worker);
-    TimePoint sent = EventLoop::Now();
-    work_->Send(st.sql, st.params, [this, requests, sent](PgOutcome outcome) mutable {
-        OnClaimed(std::move(requests), sent, std::move(outcome));
+    work_->Send(st.sql, st.params, [this, requests, now](PgOutcome outcome) mutable {
+        OnClaimed(std::move(requests), now, std::move(outcome));
     });
 }
 
@@ -393,10 +403,26 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
         // commit we did not see leaves its jobs to the lease rescue.
         want_again();
         if (outcome.failure == PgFailure::kSql) {
-            Log(LogLevel::kError, "claim failed", {{"error", outcome.error}, {"sqlstate", outcome.sqlstate}});
-            claim_blocked_until_ = now + kClaimErrorPause;
+            for (const ClaimRequest &r : requests) {
+                for (QueueState &q : queues_) {
+                    if (q.config->name != r.queue) continue;
+                    if (requests.size() > 1) {
+                        q.claim_alone = true;  // find out which queue fails
+                    } else {
+                        q.blocked_until = now + kClaimErrorPause;
+                        Log(LogLevel::kError, "claim failed",
+                            {{"queue", r.queue}, {"error", outcome.error}, {"sqlstate", outcome.sqlstate},
+                             {"retry_in", FormatDuration(kClaimErrorPause)}});
+                    }
+                }
+            }
         }
         return;
+    }
+    if (requests.size() == 1) {
+        for (QueueState &q : queues_) {
+            if (q.config->name == requests[0].queue) q.claim_alone = false;
+        }
     }
     const PGresult *res = outcome.result.get();
     int rows = res ? PQntuples(res) : 0;

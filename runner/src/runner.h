@@ -49,6 +49,10 @@ private:
         const QueueConfig *config;
         int running = 0;
         bool want_claim = true;  // a claim may find work (hint, poll, full batch)
+        // A multi-queue claim failed: claim this queue alone next time, so
+        // one broken queue (dropped, misnamed) cannot stop the others.
+        bool claim_alone = false;
+        TimePoint blocked_until;  // after a failed claim of this queue alone
     };
     struct Job {
         ClaimedJob claimed;
@@ -93,7 +97,6 @@ private:
     std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
     SettleBatch pending_;
     UniqueFd signal_fd_;
-    TimePoint claim_blocked_until_;
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;

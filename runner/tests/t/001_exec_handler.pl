@@ -59,6 +59,9 @@ handler = "exec"
 command = ["$dir/slow.sh"]
 timeout = "1s"
 kill_grace = "500ms"
+# Not created in the database: its claims fail, the other queues' must not.
+[queues.ghost]
+handler = "noop"
 EOF
 
 my %id;
@@ -96,6 +99,9 @@ my ($slow_pid) = read_lines("$dir/slow.pid");
 my ($grandchild) = read_lines("$dir/grandchild.pid");
 ok(wait_until(5, sub { !kill(0, $slow_pid) && !kill(0, $grandchild) }),
    'the timed-out command and its grandchild were killed (no orphans)');
+
+like(runner_log($runner), qr/level=error msg="claim failed" queue=ghost error=.*ghost.*does not exist/,
+     'a queue missing from the database is named in an error and does not block the others');
 
 my $status = stop_runner($runner, 'TERM');
 is($status, 0, 'runner exits 0 on SIGTERM');
