@@ -190,7 +190,8 @@ void PgConnection::ReadResults() {
         ExecStatusType status = PQresultStatus(raw);
         if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
             if (first_error_.empty()) {
-                first_error_ = Trimmed(PQresultErrorMessage(raw));
+                const char *primary = PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY);
+                first_error_ = primary ? primary : Trimmed(PQresultErrorMessage(raw));
                 const char *state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
                 first_sqlstate_ = state ? state : "";
             }
