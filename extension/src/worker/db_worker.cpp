@@ -183,6 +183,7 @@ void UnitWake(void *) {
     st.pending_all = false;
     st.wakeups_sent += sent;
     if (wake_handlers) {
+        st.have_handlers = true;  // start handler workers without waiting for the rescue pass
         LWLockAcquire(shared->lock, LW_SHARED);
         for (auto &h : st.slot->handlers)
             if (h.latch != nullptr) SetLatch(h.latch);

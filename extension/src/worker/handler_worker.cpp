@@ -1,5 +1,341 @@
+// In-database handler workers ("jobq handler"), started by the database
+// worker while some queue has a handler (jobq.handler_workers of them).
+//
+// Per batch: one transaction claims up to jobq.handler_batch_size jobs of
+// the unpaused handler queues through jobq.claim (the attempt is counted
+// there, as for any runner). Then each job gets its own transaction:
+//   1. lock the job row by id and lease token (a job cancelled or rescued
+//      meanwhile is skipped; the rescuer skips a locked row);
+//   2. switch to the queue owner's role (SECURITY_LOCAL_USERID_CHANGE and
+//      SECURITY_RESTRICTED_OPERATION: no SET ROLE back to the superuser,
+//      and session-level SETs are undone afterwards), arm the queue's
+//      handler_timeout as statement timeout, call fn(payload), fire
+//      deferred constraints while still the owner;
+//   3. back as the worker, jobq.complete with the lease token; commit.
+// The handler's writes and the completion commit together. An ERROR rolls
+// both back; a new transaction then fails the job with backoff (jobq.fail,
+// fenced by the token like any settle call).
+//
+// Error policy: see tx.h. Handler errors are the job's, not the worker's:
+// they are logged at LOG and never stop the loop.
+#include <cstring>
+
 #include "worker/control.h"
+#include "worker/gucs.h"
+#include "worker/shmem.h"
+#include "worker/tx.h"
+
 extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
 }
-extern "C" void jobq_handler_worker_main(Datum) { proc_exit(0); }
+
+namespace {
+
+using namespace jobq::worker;
+
+struct Job {
+    int64 id;
+    int64 token;
+    char *payload;       // jsonb as text
+    Oid owner;           // InvalidOid if the role is gone
+    char *owner_name;
+    int64 timeout_ms;    // 0: none
+    char *call_sql;      // "SELECT schema.fn($1::jsonb)"
+    bool returns_jsonb;
+};
+
+struct HandlerState {
+    int slot_index;
+    int index;
+    uint64 generation;
+    DbSlot *slot;
+    char name[64];  // worker name recorded on claimed jobs
+    MemoryContext batch_cxt;
+    Job *jobs;
+    int njobs;
+    char error[2048];
+};
+
+HandlerState hs;
+
+void OnHandlerExit(int, Datum) {
+    if (shared == nullptr || hs.slot == nullptr) return;
+    if (LWLockHeldByMe(shared->lock)) LWLockRelease(shared->lock);
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    HandlerSlot &h = hs.slot->handlers[hs.index];
+    if (h.pid == MyProcPid) {
+        h.pid = 0;
+        h.latch = nullptr;
+    }
+    LWLockRelease(shared->lock);
+}
+
+bool StillWanted() {
+    if (hs.index >= handler_workers) return false;
+    LWLockAcquire(shared->lock, LW_SHARED);
+    bool wanted = hs.slot->pid != 0 && hs.slot->handler_generation == hs.generation &&
+                  !hs.slot->stop_requested;
+    LWLockRelease(shared->lock);
+    return wanted;
+}
+
+void Count(bool completed) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    if (completed)
+        hs.slot->handler_completed++;
+    else
+        hs.slot->handler_failed++;
+    LWLockRelease(shared->lock);
+}
+
+char *CopyValue(int row, int col) {
+    char *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+    return v == nullptr ? nullptr : MemoryContextStrdup(hs.batch_cxt, v);
+}
+
+void UnitRescueOwn(void *) {
+    if (!BeginWork("jobq: handler start-up")) {
+        EndWork();
+        return;
+    }
+    char rescuer[32];
+    snprintf(rescuer, sizeof rescuer, "%d", MyProcPid);
+    Oid types[3] = {TEXTOID, INT4OID, TEXTOID};
+    Datum values[3] = {CStringGetTextDatum(rescuer), Int32GetDatum(100000),
+                       CStringGetTextDatum(hs.name)};
+    bool isnull;
+    (void)ExecInt64("SELECT jobq._rescue($1, $2, $3)", 3, types, values, nullptr, &isnull);
+    EndWork();
+}
+
+void UnitClaim(void *) {
+    hs.njobs = 0;
+    MemoryContextReset(hs.batch_cxt);
+    if (!BeginWork("jobq: handler claim")) {
+        EndWork();
+        return;
+    }
+    Exec("SELECT array_agg(name ORDER BY name) FROM jobq.queue WHERE handler IS NOT NULL AND NOT paused",
+         0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+    bool isnull;
+    Datum names = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull) {
+        EndWork();
+        return;
+    }
+    Oid types[3] = {TEXTARRAYOID, TEXTOID, INT4OID};
+    Datum values[3] = {names, CStringGetTextDatum(hs.name), Int32GetDatum(handler_batch_size)};
+    Exec("SELECT c.id, c.lease_token, c.payload::text, r.oid, q.owner,"
+         "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
+         "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
+         "  p.prorettype = 'jsonb'::regtype "
+         "FROM jobq.claim($1, $2, $3) c "
+         "JOIN jobq.queue q ON q.name = c.queue "
+         "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
+         "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+         "LEFT JOIN pg_catalog.pg_roles r ON r.rolname = q.owner "
+         "ORDER BY c.priority, c.run_at, c.id",
+         3, types, values, nullptr, SPI_OK_SELECT);
+    int n = static_cast<int>(SPI_processed);
+    hs.jobs = static_cast<Job *>(MemoryContextAllocZero(hs.batch_cxt, sizeof(Job) * (n + 1)));
+    for (int r = 0; r < n; ++r) {
+        HeapTuple tup = SPI_tuptable->vals[r];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        Job &j = hs.jobs[r];
+        j.id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+        j.token = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+        j.payload = CopyValue(r, 3);
+        Datum owner = SPI_getbinval(tup, desc, 4, &isnull);
+        j.owner = isnull ? InvalidOid : DatumGetObjectId(owner);
+        j.owner_name = CopyValue(r, 5);
+        j.timeout_ms = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+        j.call_sql = CopyValue(r, 7);
+        j.returns_jsonb = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+    }
+    EndWork();
+    hs.njobs = n;
+}
+
+// The job's transaction. Raises on any failure (caught by RunJob).
+void RunJobTransaction(const Job &j) {
+    if (!BeginWork("jobq: in-database handler")) {
+        EndWork();
+        return;
+    }
+    Oid lock_types[2] = {INT8OID, INT8OID};
+    Datum lock_values[2] = {Int64GetDatum(j.id), Int64GetDatum(j.token)};
+    Exec("SELECT 1 FROM jobq.job WHERE id = $1 AND lease_token = $2 AND state = 'running' "
+         "FOR UPDATE",
+         2, lock_types, lock_values, nullptr, SPI_OK_SELECT);
+    if (SPI_processed == 0) {  // cancelled, rescued or settled meanwhile
+        EndWork();
+        return;
+    }
+    if (!OidIsValid(j.owner))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("owner role \"%s\" of the queue does not exist",
+                               j.owner_name ? j.owner_name : "")));
+
+    Oid save_user;
+    int save_sec;
+    GetUserIdAndSecContext(&save_user, &save_sec);
+    int nest = NewGUCNestLevel();
+    SetUserIdAndSecContext(j.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+                                        SECURITY_RESTRICTED_OPERATION);
+    if (j.timeout_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(Min(j.timeout_ms, (int64)INT_MAX)));
+    Oid call_types[1] = {TEXTOID};
+    Datum call_values[1] = {CStringGetTextDatum(j.payload)};
+    Exec(j.call_sql, 1, call_types, call_values, nullptr, SPI_OK_SELECT);
+    Datum result = 0;
+    bool result_null = true;
+    if (j.returns_jsonb && SPI_processed == 1)
+        result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &result_null);
+    Exec("SET CONSTRAINTS ALL IMMEDIATE", 0, nullptr, nullptr, nullptr, SPI_OK_UTILITY);
+    if (j.timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
+    AtEOXact_GUC(true, nest);
+    SetUserIdAndSecContext(save_user, save_sec);
+
+    Oid types[3] = {INT8OID, INT8OID, JSONBOID};
+    Datum values[3] = {Int64GetDatum(j.id), Int64GetDatum(j.token), result};
+    char nulls[3] = {' ', ' ', result_null ? 'n' : ' '};
+    Exec("SELECT 1 FROM jobq.complete(ARRAY[$1], ARRAY[$2], ARRAY[$3]::jsonb[])", 3, types, values,
+         nulls, SPI_OK_SELECT);
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("job %lld is no longer held by this handler worker",
+                               static_cast<long long>(j.id))));
+    EndWork();
+}
+
+struct FailArgs {
+    const Job *job;
+    const char *error;
+};
+
+void UnitFail(void *arg) {
+    auto *a = static_cast<FailArgs *>(arg);
+    if (!BeginWork("jobq: in-database handler failed")) {
+        EndWork();
+        return;
+    }
+    Oid types[3] = {INT8OID, INT8OID, TEXTOID};
+    Datum values[3] = {Int64GetDatum(a->job->id), Int64GetDatum(a->job->token),
+                       CStringGetTextDatum(a->error)};
+    Exec("SELECT jobq.fail($1, $2, $3)", 3, types, values, nullptr, SPI_OK_SELECT);
+    EndWork();
+}
+
+void RunJob(const Job &j) {
+    MemoryContext caller = CurrentMemoryContext;
+    volatile bool ok = true;
+    PG_TRY();
+    {
+        RunJobTransaction(j);
+    }
+    PG_CATCH();
+    {
+        HOLD_INTERRUPTS();
+        disable_all_timeouts(false);
+        QueryCancelPending = false;
+        MemoryContextSwitchTo(caller);
+        ErrorData *edata = CopyErrorData();
+        FlushErrorState();
+        AbortCurrentTransaction();
+        strlcpy(hs.error, edata->message ? edata->message : "unknown error", sizeof hs.error);
+        FreeErrorData(edata);
+        pgstat_report_activity(STATE_IDLE, nullptr);
+        RESUME_INTERRUPTS();
+        ok = false;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(caller);
+    if (ok) {
+        Count(true);
+        return;
+    }
+    ereport(LOG, (errmsg("jobq: in-database handler of job %lld failed: %s",
+                         static_cast<long long>(j.id), hs.error)));
+    FailArgs args = {&j, hs.error};
+    (void)RunUnit("failing a handler job", UnitFail, &args);
+    Count(false);
+}
+
+}  // namespace
+
+extern "C" void jobq_handler_worker_main(Datum main_arg) {
+    Oid dboid = DatumGetObjectId(main_arg);
+    WorkerExtra extra;
+    memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
+
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+
+    if (shared == nullptr || extra.slot_index < 0 || extra.slot_index >= shared->nslots ||
+        extra.handler_index < 0 || extra.handler_index >= kMaxHandlerWorkers)
+        proc_exit(0);
+    memset(&hs, 0, sizeof hs);
+    hs.slot_index = extra.slot_index;
+    hs.index = extra.handler_index;
+    hs.generation = extra.generation;
+    snprintf(hs.name, sizeof hs.name, "jobq-handler-%d", hs.index);
+
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    DbSlot *slot = &shared->slots[hs.slot_index];
+    bool ours = slot->dboid == dboid && slot->pid != 0 && slot->handler_generation == hs.generation &&
+                !slot->stop_requested;
+    if (ours) {
+        slot->handlers[hs.index].pid = MyProcPid;
+        slot->handlers[hs.index].latch = MyLatch;
+        hs.slot = slot;
+    }
+    LWLockRelease(shared->lock);
+    if (!ours) proc_exit(0);
+    before_shmem_exit(OnHandlerExit, 0);
+
+    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+    pgstat_report_appname("jobq handler");
+    hs.batch_cxt = AllocSetContextCreate(TopMemoryContext, "jobq handler batch", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext loop_cxt =
+        AllocSetContextCreate(TopMemoryContext, "jobq handler loop", ALLOCSET_DEFAULT_SIZES);
+    MemoryContextSwitchTo(loop_cxt);
+
+    // Jobs claimed under this worker name by an earlier incarnation are not
+    // running any more: rescue them now instead of waiting for their lease.
+    (void)RunUnit("handler start-up rescue", UnitRescueOwn, nullptr);
+
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        if (!StillWanted()) proc_exit(0);
+        bool claimed = RunUnit("handler claim", UnitClaim, nullptr);
+        int n = claimed ? hs.njobs : 0;
+        for (int i = 0; i < n; ++i) {
+            RunJob(hs.jobs[i]);
+            MemoryContextReset(loop_cxt);
+            CHECK_FOR_INTERRUPTS();
+        }
+        MemoryContextReset(loop_cxt);
+        if (claimed && n >= handler_batch_size) continue;  // more waiting: no sleep
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                        claimed ? naptime_ms : Max(naptime_ms, 1000), PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+}
