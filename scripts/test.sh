@@ -82,7 +82,7 @@ PORT=$(free_port)
 CLUSTER="$WORK/cluster"
 cluster_init "$CLUSTER" "$PORT" || { note_result cluster 0 1; finish; }
 cluster_start "$CLUSTER" || { note_result cluster 0 1; finish; }
-PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$(pg_config --pgxs)")")")  # .../lib/pgxs
 
 # regress_counts LOG -> "passed failed" from pg_regress output.
 regress_counts() {
@@ -98,8 +98,10 @@ if [[ -n $REGRESS_TESTS ]]; then
     as_pg "$PGXS_DIR/src/test/regress/pg_regress" --host="$CLUSTER" --port="$PORT" \
         --inputdir=test --outputdir="$WORK/regress" --dbname=jobq_regress --load-extension=jobq \
         $REGRESS_TESTS >"$WORK/regress.log" 2>&1
-    cat "$WORK/regress.log" | grep -E '\.\.\. '
+    rc=$?
+    grep -E '\.\.\. ' "$WORK/regress.log"
     read -r p f < <(regress_counts "$WORK/regress.log")
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; tail -5 "$WORK/regress.log"; fi
     if [[ $f -gt 0 && -f "$WORK/regress/regression.diffs" ]]; then head -150 "$WORK/regress/regression.diffs"; fi
     note_result pg_regress "$p" "$f"
 fi
@@ -110,8 +112,10 @@ if [[ -n $SPECS ]]; then
     as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --host="$CLUSTER" --port="$PORT" \
         --inputdir=test --outputdir="$WORK/isolation" --dbname=jobq_isolation \
         --load-extension=jobq $SPECS >"$WORK/isolation.log" 2>&1
-    cat "$WORK/isolation.log" | grep -E '\.\.\. '
+    rc=$?
+    grep -E '\.\.\. ' "$WORK/isolation.log"
     read -r p f < <(regress_counts "$WORK/isolation.log")
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; tail -5 "$WORK/isolation.log"; fi
     if [[ $f -gt 0 && -f "$WORK/isolation/regression.diffs" ]]; then head -150 "$WORK/isolation/regression.diffs"; fi
     note_result isolation "$p" "$f"
 fi
@@ -127,7 +131,7 @@ if [[ -n $TAP_FILES ]]; then
     echo "== TAP"
     RUNNER_BIN="$ROOT/runner/build/jobq-runner"
     for t in $TAP_FILES; do
-        name=$(basename "$(dirname "$(dirname "$t")")")/$(basename "$t")
+        name=$t
         tdir="$WORK/tap/$(echo "$t" | tr / _)"
         mkdir -p "$tdir"
         [[ $(id -u) -eq 0 ]] && chown postgres: "$tdir"
