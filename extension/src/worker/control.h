@@ -16,6 +16,8 @@ namespace jobq::worker {
 // few seconds) until they have; the launcher keeps them away for a while.
 // Called by a backend about to DROP / RENAME / copy that database.
 void StopDatabaseWorkers(Oid dboid);
+// After the command: the launcher may start them again in `delay_ms`.
+void AllowDatabaseWorkers(Oid dboid, int delay_ms);
 
 // bgw_extra of database and handler workers.
 struct WorkerExtra {

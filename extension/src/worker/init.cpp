@@ -71,19 +71,33 @@ const char *DatabaseNeededAlone(Node *stmt) {
 void JobqProcessUtility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
                     ProcessUtilityContext context, ParamListInfo params,
                     QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc) {
+    volatile Oid stopped = InvalidOid;
     if (jobq::worker::shared != nullptr) {
         const char *dbname = DatabaseNeededAlone(pstmt->utilityStmt);
         if (dbname != nullptr) {
             Oid dboid = get_database_oid(dbname, true);
-            if (OidIsValid(dboid) && dboid != MyDatabaseId) jobq::worker::StopDatabaseWorkers(dboid);
+            if (OidIsValid(dboid) && dboid != MyDatabaseId) {
+                jobq::worker::StopDatabaseWorkers(dboid);
+                stopped = dboid;
+            }
         }
     }
-    if (prev_process_utility_hook)
-        prev_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env,
-                                  dest, qc);
-    else
-        standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
-                                dest, qc);
+    PG_TRY();
+    {
+        if (prev_process_utility_hook)
+            prev_process_utility_hook(pstmt, query_string, read_only_tree, context, params,
+                                      query_env, dest, qc);
+        else
+            standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params,
+                                    query_env, dest, qc);
+    }
+    PG_FINALLY();
+    {
+        // The command is done (its commit follows at once): let the
+        // launcher restart the worker soon, if the database still exists.
+        if (OidIsValid(stopped)) jobq::worker::AllowDatabaseWorkers(stopped, 1000);
+    }
+    PG_END_TRY();
 }
 
 void RegisterLauncher() {

@@ -297,6 +297,14 @@ void StopDatabaseWorkers(Oid dboid) {
     }
 }
 
+void AllowDatabaseWorkers(Oid dboid, int delay_ms) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    DbSlot *slot = FindSlot(dboid);
+    if (slot != nullptr)
+        slot->blocked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
+    LWLockRelease(shared->lock);
+}
+
 }  // namespace jobq::worker
 
 extern "C" void jobq_launcher_main(Datum) {
