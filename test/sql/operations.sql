@@ -26,10 +26,13 @@ SELECT jobq.retry(:running) AS retried;
 SELECT state, attempt, jsonb_array_length(errors) AS errors_kept FROM jobq.job(:running);
 
 -- retry refuses live and completed jobs, cancel/retry refuse unknown ids
+-- (messages name the job id, which depends on earlier tests: show SQLSTATEs)
+\set VERBOSITY sqlstate
 SELECT jobq.retry(:running);
 SELECT lease_token AS tok FROM jobq.claim('{ops}', 'w', 1) \gset
 SELECT count(*) FROM jobq.complete(ARRAY[:running]::bigint[], ARRAY[:tok]::bigint[]);
 SELECT jobq.retry(:running);
+\set VERBOSITY terse
 SELECT jobq.retry(999999);
 SELECT jobq.cancel(999999);
 SELECT count(*) AS no_rows FROM jobq.job(999999);
