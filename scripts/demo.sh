@@ -11,8 +11,8 @@ source scripts/cluster.sh
 
 bash scripts/install-deps.sh
 echo "jobq demo: building and installing..."
-make -j2 >/dev/null
-make install >/dev/null
+make -j2 >"$ROOT/.jobq-build.log" 2>&1 || { tail -30 "$ROOT/.jobq-build.log"; exit 1; }
+make install >>"$ROOT/.jobq-build.log" 2>&1
 
 STATE="$ROOT/.jobq"
 CLUSTER="$STATE/cluster"
@@ -40,7 +40,7 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 cluster_psql "$CLUSTER" "$PORT" postgres -q -c "CREATE DATABASE jobq_demo"
-cluster_psql "$CLUSTER" "$PORT" jobq_demo -q <<'SQL'
+cluster_psql "$CLUSTER" "$PORT" jobq_demo -q >/dev/null <<'SQL'
 CREATE EXTENSION jobq;
 SELECT jobq.create_queue('greetings', max_attempts => 3, backoff_base => '1 second');
 -- an in-database handler: the worker runs it itself, in the job's transaction
@@ -50,7 +50,7 @@ AS $$ INSERT INTO public.signups (email) VALUES (job ->> 'email') ON CONFLICT DO
 SQL
 
 # The runner connects as the worker role, never as a superuser.
-cluster_psql "$CLUSTER" "$PORT" jobq_demo -q <<'SQL'
+cluster_psql "$CLUSTER" "$PORT" jobq_demo -q >/dev/null <<'SQL'
 CREATE ROLE demo_runner LOGIN IN ROLE jobq_worker;
 CREATE ROLE demo_app LOGIN IN ROLE jobq_producer;
 CREATE ROLE demo_owner NOLOGIN;
