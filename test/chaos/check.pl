@@ -25,7 +25,8 @@
 #   duplicated  extra runs of a job after a run that did not fail on purpose,
 #               each with its cause; "unexplained" when no kill, crash or
 #               lease expiry accounts for it
-#   retries     extra runs after a run that failed on purpose (fail, segv, hang)
+#   retries     extra runs after a run that failed on purpose (fail, segv, hang,
+#               kill_runner)
 #   rescue_*    kill -> the rescuer's error entry for the killed attempt
 #               (time-to-rescue); rerun_*: kill -> the job's next start
 # Exits 1 when lost, unexpected or unexplained duplicates are not all 0.
@@ -211,7 +212,7 @@ for my $id (sort { $a <=> $b } keys %runs) {
         my $prev = $r[ $i - 1 ];
         $count{overlapping_runs}++ if !defined $prev->{finish} ? 0 : $prev->{finish} > $r->{start};
         my $prev_outcome = $prev->{outcome} // '';
-        if ($prev_outcome eq 'fail' || $prev->{mode} =~ /^(fail|segv|hang)$/) {
+        if ($prev_outcome eq 'fail' || $prev->{mode} =~ /^(fail|segv|hang|kill_runner)$/) {
             $count{retries}++;
             next;
         }

@@ -21,6 +21,7 @@
 #           "fail"          writes F ... fail, prints an error, exits 1
 #           "segv"          kills itself with SIGSEGV (no F line)
 #           "hang"          sleeps an hour (the runner's timeout kills it)
+#           "kill_runner"   SIGKILLs its runner (the parent), then itself
 #           "fail_until"    fails while attempt < "ok_at", then behaves as "ok"
 #   "sleep_ms": n           milliseconds to sleep before finishing
 use strict;
@@ -54,6 +55,11 @@ record('S', $mode);
 if ($mode eq 'segv') {
     kill 'SEGV', $$;
     sleep 10;    # not reached
+    exit 3;
+}
+if ($mode eq 'kill_runner') {
+    kill 'KILL', getppid();
+    kill 'KILL', $$;
     exit 3;
 }
 if ($mode eq 'hang') {
