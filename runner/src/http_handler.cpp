@@ -5,6 +5,7 @@
 
 #include <ctime>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -184,7 +185,7 @@ CurlMulti::CurlMulti(EventLoop &loop) : loop_(loop), multi_(curl_multi_init()) {
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlMulti::TimerCallback);
     curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 1024L);
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 256L);
 }
 
 CurlMulti::~CurlMulti() {
@@ -231,15 +232,18 @@ void CurlMulti::Action(curl_socket_t s, int flags) {
 }
 
 void CurlMulti::CheckDone() {
+    // Drain the message queue before acting on any message: removing an
+    // easy handle scans the queue for its messages, so removing while
+    // thousands of messages wait would be quadratic.
+    std::vector<std::pair<void *, CURLcode>> done;
     int pending = 0;
     while (CURLMsg *msg = curl_multi_info_read(multi_, &pending)) {
         if (msg->msg != CURLMSG_DONE) continue;
         void *owner = nullptr;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &owner);
-        CURLcode code = msg->data.result;
-        // OnDone removes the handle, which invalidates msg: read it first.
-        if (owner) static_cast<HttpExecution *>(owner)->OnDone(code);
+        if (owner) done.emplace_back(owner, msg->data.result);
     }
+    for (auto &[owner, code] : done) static_cast<HttpExecution *>(owner)->OnDone(code);
 }
 
 Outcome HttpOutcome(long status, const std::string &body, bool body_truncated,

@@ -68,6 +68,7 @@ Runner::Runner(Config config) : config_(std::move(config)) {
 Runner::~Runner() {
     jobs_.clear();  // kills any handler still running
     graveyard_.clear();
+    curl_.clear();  // after every transfer is gone
 }
 
 void Runner::SetUpSignals() {
@@ -106,7 +107,10 @@ void Runner::OnSignal() {
 
 int Runner::Run() {
     SetUpSignals();
-    curl_ = std::make_unique<CurlMulti>(loop_);
+    constexpr int kCurlShards = 16;
+    bool any_http = false;
+    for (const QueueConfig &q : config_.queues) any_http |= q.handler == HandlerKind::kHttp;
+    for (int i = 0; any_http && i < kCurlShards; ++i) curl_.push_back(std::make_unique<CurlMulti>(loop_));
     std::string worker = config_.worker;
     if (worker.empty()) {
         char host[256] = "unknown";
@@ -278,6 +282,8 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         return;
     }
     SettleAcks acks = ParseSettleResult(outcome.result.get());
+    Log(LogLevel::kDebug, "settled", {{"settles", std::to_string(batch.size())},
+                                      {"round_trip", fmt::format("{:.3f}s", std::chrono::duration<double>(EventLoop::Now() - sent).count())}});
     auto finish = [this](int64_t id) -> const char * {
         auto it = jobs_.find(id);
         if (it == jobs_.end()) return "?";
@@ -426,6 +432,8 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
     }
     const PGresult *res = outcome.result.get();
     int rows = res ? PQntuples(res) : 0;
+    Log(LogLevel::kDebug, "claimed", {{"jobs", std::to_string(rows)},
+                                      {"round_trip", fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
     std::unordered_map<std::string, int> got;
     for (int i = 0; i < rows; ++i) {
         ClaimedJob c;
@@ -484,7 +492,7 @@ void Runner::StartHandler(Job &job) {
     switch (qc.handler) {
         case HandlerKind::kNoop: job.execution = std::make_unique<NoopExecution>(loop_, std::move(done)); break;
         case HandlerKind::kExec: job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done)); break;
-        case HandlerKind::kHttp: job.execution = StartHttp(loop_, *curl_, qc, job.claimed, std::move(done)); break;
+        case HandlerKind::kHttp: job.execution = StartHttp(loop_, *curl_[static_cast<size_t>(id) % curl_.size()], qc, job.claimed, std::move(done)); break;
     }
 }
 

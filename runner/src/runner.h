@@ -87,7 +87,11 @@ private:
     Config config_;
     EventLoop loop_;
     ChildReaper reaper_;
-    std::unique_ptr<CurlMulti> curl_;
+    // Several multi handles, each with its own connection cache: libcurl
+    // scans a host's cached connections linearly for every new transfer,
+    // which is quadratic with thousands in flight to one host. Jobs are
+    // spread by id; connection reuse works within each shard.
+    std::vector<std::unique_ptr<CurlMulti>> curl_;
     std::unique_ptr<PgConnection> work_;
     std::unique_ptr<PgConnection> listen_;
     std::unique_ptr<MetricsServer> http_server_;
