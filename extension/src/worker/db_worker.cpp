@@ -36,6 +36,7 @@ extern "C" {
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
@@ -61,6 +62,7 @@ struct State {
     TimestampTz next_due;    // earliest future run_at known (0: none)
     TimestampTz next_wake_scan, next_rescue, next_prune, next_cron;
     bool have_handlers;
+    bool wake_failed;        // last tick failed: next scan wakes every due queue
     // Wake-ups drained from the slot, waiting for the next tick.
     int npending;
     bool pending_all;
@@ -142,19 +144,57 @@ void DrainWakeups(TimestampTz now) {
 
 // --- units of work -----------------------------------------------------------
 
-void UnitWake(void *) {
+// Fast path: only names producers published, nothing to scan. One saved
+// plan over pg_catalog only, so it survives DROP/CREATE EXTENSION.
+SPIPlanPtr notify_plan = nullptr;
+
+void NotifyPending() {
+    Datum *names = static_cast<Datum *>(palloc(sizeof(Datum) * (st.npending + 1)));
+    for (int i = 0; i < st.npending; ++i) names[i] = CStringGetTextDatum(st.pending[i]);
+    ArrayType *array = construct_array(names, st.npending, TEXTOID, -1, false, TYPALIGN_INT);
+    if (notify_plan == nullptr) {
+        Oid types[1] = {TEXTARRAYOID};
+        SPIPlanPtr plan = SPI_prepare(
+            "SELECT pg_catalog.pg_notify('jobq_wakeup', q) FROM pg_catalog.unnest($1) AS q", 1,
+            types);
+        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
+        notify_plan = plan;
+    }
+    Datum values[1] = {PointerGetDatum(array)};
+    int rc = SPI_execute_plan(notify_plan, values, nullptr, false, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+    st.wakeups_sent += SPI_processed;
+}
+
+void WakeHandlers() {
+    LWLockAcquire(shared->lock, LW_SHARED);
+    for (auto &h : st.slot->handlers)
+        if (h.latch != nullptr) SetLatch(h.latch);
+    LWLockRelease(shared->lock);
+}
+
+// arg: bool* "scan": also look for jobs that came due since the cursor.
+void UnitWake(void *arg) {
+    bool scan = *static_cast<bool *>(arg) || st.pending_all || !st.have_cursor;
     if (!BeginWork("jobq: wake-ups")) {
         st.extension_gone = true;
         EndWork();
         return;
     }
-    // Pending names as text[].
+    if (!scan) {
+        NotifyPending();
+        EndWork();
+        st.npending = 0;
+        if (st.have_handlers) WakeHandlers();
+        return;
+    }
     Datum *names = static_cast<Datum *>(palloc(sizeof(Datum) * (st.npending + 1)));
     for (int i = 0; i < st.npending; ++i) names[i] = CStringGetTextDatum(st.pending[i]);
     ArrayType *array = construct_array(names, st.npending, TEXTOID, -1, false, TYPALIGN_INT);
     Oid types[3] = {TEXTARRAYOID, TIMESTAMPTZOID, BOOLOID};
     Datum values[3] = {PointerGetDatum(array), TimestampTzGetDatum(st.due_cursor),
-                       BoolGetDatum(st.pending_all || !st.have_cursor)};
+                       BoolGetDatum(st.pending_all || st.wake_failed || !st.have_cursor)};
     char nulls[3] = {' ', st.have_cursor ? ' ' : 'n', ' '};
     Exec("WITH names AS ("
          "  SELECT unnest($1::text[]) AS q"
@@ -181,14 +221,10 @@ void UnitWake(void *) {
     st.have_cursor = true;
     st.npending = 0;
     st.pending_all = false;
+    st.wake_failed = false;
     st.wakeups_sent += sent;
-    if (wake_handlers) {
-        st.have_handlers = true;  // start handler workers without waiting for the rescue pass
-        LWLockAcquire(shared->lock, LW_SHARED);
-        for (auto &h : st.slot->handlers)
-            if (h.latch != nullptr) SetLatch(h.latch);
-        LWLockRelease(shared->lock);
-    }
+    if (wake_handlers) st.have_handlers = true;  // start handler workers without waiting for the rescue pass
+    if (wake_handlers || st.have_handlers) WakeHandlers();
 }
 
 void UnitRescue(void *) {
@@ -327,6 +363,13 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
     BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
     pgstat_report_appname("jobq worker");
 
+    // Every transaction of this process is idempotent maintenance: a
+    // wake-up is a hint (runners poll as a fallback, and a restarted worker
+    // wakes every due queue), a rescue or prune lost in a crash is redone,
+    // and a schedule's enqueue and next-tick advance are lost or kept
+    // together. So commits need not wait for the WAL flush (NOTIFY assigns
+    // an xid): that wait was most of the commit -> NOTIFY latency.
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     MemoryContext loop_cxt =
         AllocSetContextCreate(TopMemoryContext, "jobq worker loop", ALLOCSET_DEFAULT_SIZES);
     MemoryContextSwitchTo(loop_cxt);
@@ -356,9 +399,18 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
         DrainWakeups(now);
         if (st.next_due != 0 && st.next_due <= now) st.next_wake_scan = 0;
 
-        if (st.npending > 0 || st.pending_all || now >= st.next_wake_scan) {
-            st.next_wake_scan = TimestampTzPlusMilliseconds(now, naptime_ms);
-            Run("wake-up tick", UnitWake, nullptr);
+        bool scan = now >= st.next_wake_scan;
+        if (st.npending > 0 || st.pending_all || scan) {
+            if (scan) st.next_wake_scan = TimestampTzPlusMilliseconds(now, naptime_ms);
+            if (!RunUnit("wake-up tick", UnitWake, &scan)) {
+                // E.g. the NOTIFY queue is full because a listener stalls:
+                // do not spin; the next scan (after jobq.naptime) wakes
+                // every queue with due jobs.
+                st.errors++;
+                st.npending = 0;
+                st.pending_all = false;
+                st.wake_failed = true;
+            }
         }
         if (!st.extension_gone && now >= st.next_rescue) {
             st.next_rescue = TimestampTzPlusMilliseconds(now, rescue_interval_ms);

@@ -199,12 +199,12 @@ void RunJobTransaction(const Job &j) {
     if (j.timeout_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(Min(j.timeout_ms, (int64)INT_MAX)));
     Oid call_types[1] = {TEXTOID};
     Datum call_values[1] = {CStringGetTextDatum(j.payload)};
-    Exec(j.call_sql, 1, call_types, call_values, nullptr, SPI_OK_SELECT);
+    ExecDynamic(j.call_sql, 1, call_types, call_values, nullptr, SPI_OK_SELECT);
     Datum result = 0;
     bool result_null = true;
     if (j.returns_jsonb && SPI_processed == 1)
         result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &result_null);
-    Exec("SET CONSTRAINTS ALL IMMEDIATE", 0, nullptr, nullptr, nullptr, SPI_OK_UTILITY);
+    ExecDynamic("SET CONSTRAINTS ALL IMMEDIATE", 0, nullptr, nullptr, nullptr, SPI_OK_UTILITY);
     if (j.timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
     AtEOXact_GUC(true, nest);
     SetUserIdAndSecContext(save_user, save_sec);

@@ -34,7 +34,14 @@ typedef void (*UnitFn)(void *arg);
 bool RunUnit(const char *what, UnitFn unit, void *arg);
 
 // SPI shortcuts (inside BeginWork/EndWork). They raise on SPI failure.
+// Each statement text is prepared once per process and kept (SPI_keepplan):
+// the plan cache revalidates it after DDL, including DROP/CREATE EXTENSION,
+// so the worker's ticks pay no parse and plan cost. `sql` must be a string
+// literal (its address is the cache key).
 void Exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect);
+// For statement text built at run time: parsed and planned every call.
+void ExecDynamic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+                 int expect);
 int64 ExecInt64(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
                 bool *isnull);
 
