@@ -202,13 +202,19 @@ int CurlMulti::SocketCallback(CURL *, curl_socket_t s, int what, void *userp, vo
     uint32_t events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= EPOLLIN;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= EPOLLOUT;
-    self->loop_.Watch(s, events, [self, s](uint32_t ev) {
-        int flags = 0;
-        if (ev & EPOLLIN) flags |= CURL_CSELECT_IN;
-        if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-        if (ev & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
-        self->Action(s, flags);
-    });
+    try {
+        self->loop_.Watch(s, events, [self, s](uint32_t ev) {
+            int flags = 0;
+            if (ev & EPOLLIN) flags |= CURL_CSELECT_IN;
+            if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+            if (ev & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+            self->Action(s, flags);
+        });
+    } catch (const std::exception &e) {
+        // No exception may cross libcurl's C frames; -1 fails the transfer.
+        Log(LogLevel::kError, "cannot watch a transfer's socket", {{"error", e.what()}});
+        return -1;
+    }
     return 0;
 }
 

@@ -88,7 +88,17 @@ void MetricsServer::Listen(const std::string &host, int port) {
 void MetricsServer::Accept() {
     for (;;) {
         int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;  // EAGAIN, or out of fds: try again next readiness
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Level-triggered: the pending connection would wake us at
+                // once forever. Stop listening for a second instead.
+                loop_.Unwatch(listener_.get());
+                loop_.After(Millis(1000), [this] {
+                    loop_.Watch(listener_.get(), EPOLLIN, [this](uint32_t) { Accept(); });
+                });
+            }
+            return;
+        }
         auto client = std::make_unique<Client>();
         client->fd.Reset(fd);
         client->timer = loop_.After(kClientTimeout, [this, fd] {
