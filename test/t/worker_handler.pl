@@ -78,6 +78,17 @@ ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs W
 like($node->safe_psql('postgres', qq{SELECT errors -> -1 ->> 'error' FROM jobq.jobs WHERE id = $esc_id}),
     qr/cannot set parameter "role" within security-/, 'SET ROLE is refused');
 
+# A queue owned by a superuser: its handler never runs.
+$node->safe_psql('postgres', q{
+    SELECT jobq.create_queue('as_super', handler => 'app.work(jsonb)'::regprocedure, max_attempts => 1)});
+my $super_id = $node->safe_psql('postgres', q{SELECT jobq.enqueue('as_super', '{"super": 1}')});
+ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs WHERE id = $super_id}),
+    'a handler queue owned by a superuser fails its jobs');
+is($node->safe_psql('postgres', qq{SELECT errors -> -1 ->> 'error' FROM jobq.jobs WHERE id = $super_id}),
+    'in-database handlers never run as a superuser', 'with a clear error');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM app.effects WHERE job ? 'super'}), '0',
+    'and the handler did not run');
+
 # handler_timeout.
 my $slow_id = $node->safe_psql('postgres', q{SELECT jobq.enqueue('inproc', '{"sleep": 30}', max_attempts => 1)});
 my $t0 = time;

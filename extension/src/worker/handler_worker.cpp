@@ -190,6 +190,11 @@ void RunJobTransaction(const Job &j) {
                         errmsg("owner role \"%s\" of the queue does not exist",
                                j.owner_name ? j.owner_name : "")));
 
+    if (superuser_arg(j.owner))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("in-database handlers never run as a superuser"),
+                        errdetail("The queue is owned by superuser \"%s\".", j.owner_name),
+                        errhint("Create the queue as a non-superuser role that may execute the handler.")));
     Oid save_user;
     int save_sec;
     GetUserIdAndSecContext(&save_user, &save_sec);
