@@ -12,7 +12,7 @@ use Test::More;
 
 my $node = setup_node('exec');
 create_queue($node, $_) for qw(ok text fail retry discard);
-create_queue($node, 'slow', max_attempts => 1);
+create_queue($node, $_, max_attempts => 1) for qw(slow crash);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 
 write_script("$dir/ok.sh", <<'EOF');
@@ -24,6 +24,7 @@ EOF
 write_script("$dir/text.sh", "#!/bin/sh\necho 'plain text, not JSON'\n");
 write_script("$dir/fail.sh", "#!/bin/sh\necho \"boom on attempt \$JOBQ_ATTEMPT\" >&2\nexit 3\n");
 write_script("$dir/retry.sh", "#!/bin/sh\necho 'busy, try later' >&2\nexit 75\n");
+write_script("$dir/crash.sh", "#!/bin/sh\necho 'about to crash' >&2\nkill -SEGV \$\$\n");
 write_script("$dir/discard.sh", "#!/bin/sh\necho 'payload makes no sense' >&2\nexit 65\n");
 # The handler starts a grandchild in its process group, then hangs past its
 # timeout; both must be gone afterwards.
@@ -59,13 +60,16 @@ handler = "exec"
 command = ["$dir/slow.sh"]
 timeout = "1s"
 kill_grace = "500ms"
+[queues.crash]
+handler = "exec"
+command = ["$dir/crash.sh"]
 # Not created in the database: its claims fail, the other queues' must not.
 [queues.ghost]
 handler = "noop"
 EOF
 
 my %id;
-$id{$_} = enqueue($node, $_, qq({"queue": "$_", "n": 42})) for qw(ok text fail retry discard slow);
+$id{$_} = enqueue($node, $_, qq({"queue": "$_", "n": 42})) for qw(ok text fail retry discard slow crash);
 
 my $all_done = wait_until(40, sub {
     my $left = $node->safe_psql('postgres',
@@ -92,6 +96,9 @@ like(job_row($node, $id{retry}, 'errors::text'), qr/exit status 75 \(retry reque
      'retry exit is recorded as such');
 is(job_row($node, $id{discard}), 'dead|1', 'exit 65 discards the job at once');
 like(job_row($node, $id{discard}, 'errors::text'), qr/discarded/, 'discard is recorded');
+
+is(job_row($node, $id{crash}), 'dead|1', 'a command killed by a signal fails the attempt');
+like(job_row($node, $id{crash}, 'errors::text'), qr/killed by signal 11 \(SIGSEGV\): about to crash/, 'the signal is the error');
 
 is(job_row($node, $id{slow}), 'dead|1', 'a hanging command times out');
 like(job_row($node, $id{slow}, 'errors::text'), qr/timed out after 1s/, 'the timeout is the error');
