@@ -9,6 +9,7 @@
 #   ledger     lines from test/chaos/handler.pl (S/F) and events the harness
 #              appended:  K <runner_pid> <mono> <wall>    runner SIGKILLed
 #                         X <what> <mono> <wall>          server crashed/stopped
+#                         Z <runner_pid> <mono> <wall>    runner stalled (SIGSTOP)
 #   produced   producer logs (test/chaos/producer.pl): A / U / B lines
 #   db         "id|queue|state|attempt|max_attempts|tag|mode|rescues|last_error"
 #              per job (the query $DB_QUERY below, run by psql when --dsn is
@@ -97,7 +98,7 @@ for (db_rows()) {
     $by_tag{$tag} = $id if length $tag;
 }
 
-my (%runs, @kills, @crashes);    # id -> [ run ]
+my (%runs, @kills, @crashes, @stalls);    # id -> [ run ]
 my %by_handler;                  # "runner_pid handler_pid id attempt" -> run
 for (lines($o{ledger})) {
     my @f = split / /;
@@ -112,6 +113,8 @@ for (lines($o{ledger})) {
         if ($r) { $r->{finish} = $f[6]; $r->{outcome} = $f[8]; }
     } elsif ($f[0] eq 'K') {
         push @kills, { pid => $f[1], at => $f[2], wall => $f[3] };
+    } elsif ($f[0] eq 'Z') {
+        push @stalls, { pid => $f[1], at => $f[2] };
     } elsif ($f[0] eq 'X') {
         push @crashes, { what => $f[1], at => $f[2] };
     }
@@ -187,6 +190,10 @@ sub cause_of {
         }
         return ('runner killed while the handler ran', $k);
     }
+    for my $z (@stalls) {
+        return ('runner stalled (SIGSTOP) past its lease', undef)
+          if $z->{pid} == $prev->{runner} && $z->{at} >= $from - 5 && $z->{at} <= $to;
+    }
     for my $c (@crashes) {
         return ("server $c->{what} between the runs (settle outcome unknown or lease expired meanwhile)", undef)
           if $c->{at} >= $from && $c->{at} <= $to;
@@ -244,6 +251,7 @@ my %summary = (
     stale_completions_refused => $refused{completion},
     stale_failures_refused => $refused{failure},
     runner_kills => scalar(@kills),
+    runner_stalls => scalar(@stalls),
     server_crashes => scalar(@crashes),
     jobs => scalar(keys %job),
 );
