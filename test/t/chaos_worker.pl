@@ -1,0 +1,98 @@
+# Chaos 8: faults in the background worker.
+#
+#   - an ERROR inside its lease rescue (jobq._rescue replaced by one that
+#     raises): logged, no process restart, no crash restart, rescue resumes
+#     as soon as the function is restored;
+#   - SIGTERM (pg_terminate_backend): the launcher starts a new worker
+#     within jobq.worker_restart_delay, rescue resumes, no crash restart;
+#   - kill -9: the postmaster's crash restart (expected for SIGKILL of a
+#     process attached to shared memory), then the worker is back and
+#     rescues;
+#   - a clean fast shutdown with the worker running.
+# Reports the restart and recovery times.
+use strict;
+use warnings;
+
+use JobqChaos;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $node = chaos_node('worker', 'jobq.worker_restart_delay = 500ms', 'restart_after_crash = on');
+$node->safe_psql('postgres', q{SELECT jobq.create_queue('w', lease => '1 second', max_attempts => 10,
+    backoff_base => '1 millisecond', backoff_max => '1 millisecond', backoff_jitter => 0)});
+
+sub worker_pid {
+    $node->safe_psql('postgres', q{SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity WHERE backend_type = 'jobq worker'});
+}
+# Claims a fresh job with a 1 s lease and abandons it; returns its id.
+sub abandoned_job {
+    my $id = $node->safe_psql('postgres', q{SELECT jobq.enqueue('w', '{}')});
+    $node->safe_psql('postgres', q{SELECT count(*) FROM jobq.claim(ARRAY['w'], 'abandoner', 10)});
+    return $id;
+}
+sub rescued {
+    my ($id) = @_;
+    $node->safe_psql('postgres', "SELECT state <> 'running' FROM jobq.job WHERE id = $id") eq 't';
+}
+my %fig;
+
+ok(chaos_wait(30, sub { worker_pid() ne '' }), 'the database worker is running');
+my $pid0 = worker_pid();
+my $id = abandoned_job();
+ok(chaos_wait(10, sub { rescued($id) }), 'baseline: an abandoned lease is rescued');
+
+# --- ERROR inside the rescue ---------------------------------------------------
+my $orig = $node->safe_psql('postgres',
+    q{SELECT pg_get_functiondef('jobq._rescue(text, integer, text)'::regprocedure)});
+$node->safe_psql('postgres', q{CREATE OR REPLACE FUNCTION jobq._rescue(rescuer text, max_jobs integer DEFAULT 1000,
+    held_by text DEFAULT NULL) RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$ BEGIN RAISE EXCEPTION 'chaos: injected rescue error'; END $$});
+my $log_offset = -s $node->logfile;
+$id = abandoned_job();
+sleep(2.5);
+ok(!rescued($id), 'while the rescue raises, the job stays leased');
+my $log = slurp_file($node->logfile, $log_offset);
+my $errors = () = $log =~ /chaos: injected rescue error/g;
+cmp_ok($errors, '>=', 2, "the worker logged the ERROR and retried ($errors times)");
+is(worker_pid(), $pid0, 'the same worker process carries on (no restart)');
+$node->safe_psql('postgres', $orig);
+my $t = time;
+ok(chaos_wait(10, sub { rescued($id) }, 0.05), 'rescue resumes once the function is restored');
+$fig{after_error} = time - $t;
+
+# --- SIGTERM --------------------------------------------------------------------
+$t = time;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid0)");
+ok(chaos_wait(15, sub { my $p = worker_pid(); $p ne '' && $p ne $pid0 }, 0.05),
+   'after SIGTERM the launcher started a new worker');
+$fig{sigterm_restart} = time - $t;
+my $pid1 = worker_pid();
+$id = abandoned_job();
+ok(chaos_wait(10, sub { rescued($id) }), 'the new worker rescues');
+
+# --- kill -9 ------------------------------------------------------------------
+$t = time;
+kill 'KILL', $pid1;
+ok(chaos_wait(60, sub { $node->psql('postgres', 'SELECT 1') == 0 && worker_pid() ne '' && worker_pid() ne $pid1 }, 0.1),
+   'after kill -9 (crash restart) a worker is back');
+$fig{kill9_restart} = time - $t;
+$id = abandoned_job();
+ok(chaos_wait(10, sub { rescued($id) }), 'and rescues');
+
+# --- clean shutdown -------------------------------------------------------------
+$log_offset = -s $node->logfile;
+$t = time;
+$node->stop('fast');
+$fig{fast_stop} = time - $t;
+$log = slurp_file($node->logfile, $log_offset);
+unlike($log, qr/terminated by signal|PANIC/, 'fast shutdown: no process killed by a signal');
+like($log, qr/database system is shut down/, 'fast shutdown completed');
+
+diag(sprintf('chaos_worker: rescue resumed %.2fs after an injected ERROR was removed (same process); '
+    . 'SIGTERM -> new worker %.2fs (worker_restart_delay 0.5s); kill -9 -> crash restart + worker back %.2fs; '
+    . 'fast stop %.2fs', @fig{qw(after_error sigterm_restart kill9_restart fast_stop)}));
+check_server_log($node, allow => qr/\(PID $pid1\) was terminated by signal 9|terminating any other active server processes/);
+my @crash = grep { /terminating any other active server processes/ } server_log_problems($node);
+cmp_ok(scalar(@crash), '<=', 1, 'one crash restart: the kill -9, nothing else');
+done_testing();
