@@ -264,7 +264,7 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         bool retry = outcome.failure == PgFailure::kConnection || TransientSqlState(outcome.sqlstate);
         for (const HeartbeatItem &h : batch.heartbeats) {
             auto it = jobs_.find(h.id);
-            if (it != jobs_.end()) it->second.heartbeat_pending = false;
+            if (it != jobs_.end() && it->second.claimed.token == h.token) it->second.heartbeat_pending = false;
         }
         if (retry) {
             // Outcome unknown or transient: settle again (idempotent per token).
@@ -275,24 +275,24 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         }
         Log(LogLevel::kError, "settle failed; these jobs return to the queue after their lease",
             {{"error", outcome.error}, {"sqlstate", outcome.sqlstate}, {"jobs", std::to_string(batch.size())}});
-        auto drop = [this](int64_t id) { jobs_.erase(id); };
-        for (auto &c : batch.completes) drop(c.id);
-        for (auto &f : batch.fails) drop(f.id);
-        for (auto &r : batch.releases) drop(r.id);
+        for (auto &c : batch.completes) EraseJob(c.id, c.token);
+        for (auto &f : batch.fails) EraseJob(f.id, f.token);
+        for (auto &r : batch.releases) EraseJob(r.id, r.token);
         return;
     }
     SettleAcks acks = ParseSettleResult(outcome.result.get());
     Log(LogLevel::kDebug, "settled", {{"settles", std::to_string(batch.size())},
                                       {"round_trip", fmt::format("{:.3f}s", std::chrono::duration<double>(EventLoop::Now() - sent).count())}});
-    auto finish = [this](int64_t id) -> const char * {
+    // The queue of the claim a settle was for ("" if it is gone already).
+    auto queue_of = [this](int64_t id, int64_t token) -> std::string {
         auto it = jobs_.find(id);
-        if (it == jobs_.end()) return "?";
-        const char *q = it->second.queue->config->name.c_str();
-        return q;
+        if (it == jobs_.end() || it->second.claimed.token != token) return "";
+        return it->second.queue->config->name;
     };
+    QueueMetrics scratch;  // counts for claims we no longer know
     for (const CompleteItem &c : batch.completes) {
-        std::string queue = finish(c.id);
-        QueueMetrics &m = metrics_.queue(queue);
+        std::string queue = queue_of(c.id, c.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
         if (acks.completed.count(c.id)) {
             ++m.completed;
             Log(LogLevel::kInfo, "job completed", {{"job", std::to_string(c.id)}, {"queue", queue}});
@@ -300,11 +300,11 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
             ++m.refused;
             Log(LogLevel::kWarn, "completion refused: the lease was no longer ours", {{"job", std::to_string(c.id)}, {"queue", queue}});
         }
-        jobs_.erase(c.id);
+        EraseJob(c.id, c.token);
     }
     for (const FailItem &f : batch.fails) {
-        std::string queue = finish(f.id);
-        QueueMetrics &m = metrics_.queue(queue);
+        std::string queue = queue_of(f.id, f.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
         auto it = acks.failed.find(f.id);
         if (it != acks.failed.end()) {
             ++m.failed;
@@ -315,18 +315,18 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
             ++m.refused;
             Log(LogLevel::kWarn, "failure refused: the lease was no longer ours", {{"job", std::to_string(f.id)}, {"queue", queue}});
         }
-        jobs_.erase(f.id);
+        EraseJob(f.id, f.token);
     }
     for (const ReleaseItem &r : batch.releases) {
-        std::string queue = finish(r.id);
-        if (acks.released.count(r.id)) ++metrics_.queue(queue).released;
+        std::string queue = queue_of(r.id, r.token);
+        if (acks.released.count(r.id) && !queue.empty()) ++metrics_.queue(queue).released;
         Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
-        jobs_.erase(r.id);
+        EraseJob(r.id, r.token);
     }
     TimePoint now = EventLoop::Now();
     for (const HeartbeatItem &h : batch.heartbeats) {
         auto it = jobs_.find(h.id);
-        if (it == jobs_.end()) continue;
+        if (it == jobs_.end() || it->second.claimed.token != h.token) continue;
         Job &job = it->second;
         job.heartbeat_pending = false;
         if (!job.execution) continue;  // ended meanwhile; its settle decides
@@ -352,6 +352,11 @@ void Runner::StopJob(Job &job, const char *why) {
     DropPendingHeartbeat(id);
     Log(LogLevel::kWarn, why, {{"job", std::to_string(id)}, {"queue", queue}});
     jobs_.erase(id);
+}
+
+void Runner::EraseJob(int64_t id, int64_t token) {
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && it->second.claimed.token == token) jobs_.erase(it);
 }
 
 void Runner::DropPendingHeartbeat(int64_t id) {
@@ -456,8 +461,19 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
         job.lease_length = std::chrono::duration_cast<Millis>(std::chrono::duration<double>(remaining));
         job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(remaining));
         int64_t id = job.claimed.id;
-        auto [it, inserted] = jobs_.emplace(id, std::move(job));
-        if (!inserted) continue;  // already ours (cannot happen with fresh tokens)
+        auto old = jobs_.find(id);
+        if (old != jobs_.end()) {
+            // An earlier claim of ours lost its lease and the job came back
+            // to us: the new claim wins; the old one's settles will be
+            // refused by its stale token and must not touch the new entry.
+            if (old->second.execution) {
+                old->second.queue->running--;
+                metrics_.queue(old->second.queue->config->name).running--;
+            }
+            DropPendingHeartbeat(id);
+            jobs_.erase(old);
+        }
+        auto it = jobs_.emplace(id, std::move(job)).first;
         if (draining_) {
             it->second.settling = true;
             pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});

@@ -80,6 +80,8 @@ private:
     void Maintain();
     void StopJob(Job &job, const char *why);
     void DropPendingHeartbeat(int64_t id);
+    // Forgets a job only if it is still the claim with this token.
+    void EraseJob(int64_t id, int64_t token);
     void WantAll();
     HttpReply Route(const std::string &path);
     Millis HeartbeatInterval(const Job &job) const;
