@@ -51,10 +51,13 @@ void PgConnection::WatchSocket(uint32_t events) {
 
 void PgConnection::BeginConnect() {
     if (closed_) return;
-    // application_name first so a dsn that sets its own wins; dbname is
+    // Our defaults come first so a dsn that sets its own wins; dbname is
     // expanded as a connection string; empty values fall back to PG* vars.
-    const char *keywords[] = {"application_name", "client_encoding", "dbname", nullptr};
-    const char *values[] = {"jobq-runner", "UTF8", options_.dsn.c_str(), nullptr};
+    // Keepalives notice a silently dead server on the idle listen
+    // connection within about a minute instead of hours.
+    const char *keywords[] = {"application_name", "client_encoding", "keepalives_idle", "keepalives_interval",
+                              "keepalives_count", "dbname", nullptr};
+    const char *values[] = {"jobq-runner", "UTF8", "30", "10", "3", options_.dsn.c_str(), nullptr};
     conn_.reset(PQconnectStartParams(keywords, values, 1));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
         Lost(conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory");

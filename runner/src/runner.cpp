@@ -167,7 +167,7 @@ int Runner::Run() {
     ssize_t ignored = write(STDERR_FILENO, start_line.data(), start_line.size());
     (void)ignored;
     Log(LogLevel::kInfo, "config", {{"worker", worker}, {"queues", std::to_string(queues_.size())},
-                                    {"listen", http_server_ ? fmt::format("{}", config_.listen) : "off"}});
+                                    {"listen", http_server_ ? fmt::format("{}:{}", config_.listen.substr(0, config_.listen.rfind(':')), http_server_->port()) : "off"}});
     loop_.Run();
     jobs_.clear();
     listen_->Close();
