@@ -2,6 +2,8 @@
 // setting.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <map>
 #include <string>
 
@@ -208,4 +210,17 @@ TEST(ConfigErrors, Http) {
     ExpectError(head + "url = \"http://x/\"\nsecret = \"whsec_!!\"\n", "queues.h.secret", "base64");
     ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\nca_file = \"/nonexistent.pem\"\n", "queues.h.ca_file", "cannot read");
     ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\ncommand = [\"/bin/true\"]\n", "queues.h.command", "not valid for handler \"http\"");
+}
+
+// The shipped example must stay valid (it runs from the repository root).
+TEST(Config, ShippedExampleParses) {
+    char cwd[4096];
+    ASSERT_NE(getcwd(cwd, sizeof cwd), nullptr);
+    ASSERT_EQ(chdir(JOBQ_REPO_ROOT), 0);
+    Config c;
+    EXPECT_NO_THROW(c = jobq::LoadConfigFile("runner/runner.example.toml", FakeEnv));
+    ASSERT_EQ(chdir(cwd), 0);
+    ASSERT_EQ(c.queues.size(), 1u);
+    EXPECT_EQ(c.queues[0].name, "greetings");
+    EXPECT_EQ(c.listen, "127.0.0.1:9187");
 }
