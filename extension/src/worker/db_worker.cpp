@@ -369,7 +369,10 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
     // and a schedule's enqueue and next-tick advance are lost or kept
     // together. So commits need not wait for the WAL flush (NOTIFY assigns
     // an xid): that wait was most of the commit -> NOTIFY latency.
-    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION);
+    // The worker runs as the bootstrap superuser: resolve nothing through
+    // schemas other users can create objects in.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
     MemoryContext loop_cxt =
         AllocSetContextCreate(TopMemoryContext, "jobq worker loop", ALLOCSET_DEFAULT_SIZES);
     MemoryContextSwitchTo(loop_cxt);

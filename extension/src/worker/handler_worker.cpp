@@ -201,6 +201,9 @@ void RunJobTransaction(const Job &j) {
     int nest = NewGUCNestLevel();
     SetUserIdAndSecContext(j.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
                                         SECURITY_RESTRICTED_OPERATION);
+    // What a fresh session of the owner would see; undone with the nest level.
+    (void)set_config_option("search_path", "\"$user\", public", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
     if (j.timeout_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(Min(j.timeout_ms, (int64)INT_MAX)));
     Oid call_types[1] = {TEXTOID};
     Datum call_values[1] = {CStringGetTextDatum(j.payload)};
@@ -318,6 +321,10 @@ extern "C" void jobq_handler_worker_main(Datum main_arg) {
     MemoryContext loop_cxt =
         AllocSetContextCreate(TopMemoryContext, "jobq handler loop", ALLOCSET_DEFAULT_SIZES);
     MemoryContextSwitchTo(loop_cxt);
+    // Our own statements run as the bootstrap superuser: resolve nothing
+    // through schemas other users can create objects in. Handlers get the
+    // default path, resolved as their owner (see RunJobTransaction).
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
     // Jobs claimed under this worker name by an earlier incarnation are not
     // running any more: rescue them now instead of waiting for their lease.
