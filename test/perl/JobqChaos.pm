@@ -25,13 +25,26 @@ use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC CLOCK_REALTIME time sleep);
 our @EXPORT = qw(chaos_mode chaos_param chaos_dir chaos_node chaos_queue chaos_wait
   chaos_runner_toml start_runner stop_runner kill_runner runner_alive runner_log
   ledger_event start_producer stop_producer wait_producer run_checker
-  server_log_problems check_server_log job_counts wait_quiescent percentile mono);
+  server_log_problems check_server_log job_counts wait_quiescent percentile mono try_psql);
 
 my $source = $ENV{JOBQ_SOURCE} // dirname(dirname(dirname(__FILE__)));
 our $HANDLER = "$source/test/chaos/handler.pl";
 our $PRODUCER = "$source/test/chaos/producer.pl";
 our $CHECKER = "$source/test/chaos/check.pl";
 our $runner_seq = 0;
+my %children;    # pid => 1 for every runner and producer this test started
+
+# Whatever happens to the test (a failed assertion, die, BAIL_OUT), no
+# runner or producer it started outlives it: SIGKILL by pid at exit.
+END {
+    my $status = $?;
+    for my $pid (keys %children) {
+        next unless kill 0, $pid;
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+    $? = $status;
+}
 
 # PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS}; find the installed one.
 if (!$ENV{PG_REGRESS} || !-x $ENV{PG_REGRESS}) {
@@ -49,7 +62,15 @@ sub chaos_param {
 
 sub mono { clock_gettime(CLOCK_MONOTONIC) }
 
-sub chaos_dir { PostgreSQL::Test::Utils::tempdir() }
+# A directory for ledgers, producer logs and runner logs. Under $TESTDIR
+# (kept after the test, so a failure can be examined) when it is set.
+my $dir_seq = 0;
+sub chaos_dir {
+    return PostgreSQL::Test::Utils::tempdir() unless $ENV{TESTDIR} && -d $ENV{TESTDIR};
+    my $dir = sprintf('%s/chaos-%d-%d', $ENV{TESTDIR}, $$, ++$dir_seq);
+    mkdir $dir or die "mkdir $dir: $!";
+    return $dir;
+}
 
 # A node with jobq preloaded, the extension created and a fast rescuer.
 # Extra postgresql.conf lines may be passed as a list.
@@ -125,6 +146,7 @@ sub start_runner {
         exec $bin, '--config', $config, '--dsn', $node->connstr('postgres'), @{ $a{args} // [] };
         die "exec $bin: $!";
     }
+    $children{$pid} = 1;
     my $r = { pid => $pid, log => $log, config => $config, started => mono() };
     if ($a{wait}) {
         chaos_wait($a{wait}, sub { runner_log($r) =~ /running, Ctrl\+C to stop/ })
@@ -205,6 +227,7 @@ sub start_producer {
         exec $^X, $PRODUCER, @args;
         die "exec: $!";
     }
+    $children{$pid} = 1;
     return { pid => $pid, log => $log, out => $out };
 }
 
@@ -266,6 +289,25 @@ sub check_server_log {
     ok(!@bad, 'server log: no process terminated by signal, no crash restart'
         . ($a{allow} ? ' (beyond the ones this test caused)' : ''))
       or diag(join("\n", @bad[ 0 .. ($#bad < 20 ? $#bad : 20) ]));
+}
+
+# Runs one statement with psql -c (no stdin, so a server that is crashing
+# cannot make IPC::Run die on a broken pipe). Never dies: returns
+# (exit code, stdout) in list context, stdout or undef in scalar context.
+sub try_psql {
+    my ($node, $sql) = @_;
+    my $pid = open(my $ph, '-|');
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        open STDERR, '>', '/dev/null';
+        exec 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql;
+        exit 127;
+    }
+    my $out = do { local $/; <$ph> } // '';
+    close $ph;
+    my $rc = $? >> 8;
+    $out =~ s/\n\z//;
+    return wantarray ? ($rc, $out) : ($rc == 0 ? $out : undef);
 }
 
 # { state => count } over jobq.jobs, optionally for one queue.

@@ -211,15 +211,15 @@ my $chunk = 100;
 my @crashed;
 for (my $lo = 0; $lo <= $#cases; $lo += $chunk) {
     my $hi = $lo + $chunk - 1;
-    my ($rc, $out, $err) = $node->psql('postgres', "SET ROLE fuzzer; SELECT fuzz_run($lo, $hi)");
+    my ($rc) = try_psql($node, "SET ROLE fuzzer; SELECT fuzz_run($lo, $hi)");
     next if $rc == 0;
     # A chunk that broke the connection: find the case, one at a time.
-    push @crashed, "chunk $lo..$hi: $err";
-    chaos_wait(30, sub { $node->psql('postgres', 'SELECT 1') == 0 });
+    push @crashed, "chunk $lo..$hi: psql exit $rc";
+    chaos_wait(30, sub { defined try_psql($node, 'SELECT 1') });
     for my $n ($lo .. ($hi > $#cases ? $#cases : $hi)) {
-        my ($r1, undef, $e1) = $node->psql('postgres', "SET ROLE fuzzer; SELECT fuzz_run($n, $n)");
-        push @crashed, "case $n ($cases[$n][0]): $cases[$n][2]: $e1" if $r1 != 0;
-        chaos_wait(30, sub { $node->psql('postgres', 'SELECT 1') == 0 }) if $r1 != 0;
+        my ($r1) = try_psql($node, "SET ROLE fuzzer; SELECT fuzz_run($n, $n)");
+        push @crashed, "case $n ($cases[$n][0]): $cases[$n][2]: psql exit $r1" if $r1 != 0;
+        chaos_wait(30, sub { defined try_psql($node, 'SELECT 1') }) if $r1 != 0;
     }
 }
 ok(!@crashed, 'no fuzz case broke its connection') or diag(join("\n", @crashed));

@@ -31,7 +31,7 @@ my @producers = map {
                    extra => '"sleep_ms":10', pause_ms => 20)
 } 1 .. 2;
 
-sub completed { $node->safe_psql('postgres', "SELECT count(*) FROM jobq.archive WHERE state = 'completed'") }
+sub completed { try_psql($node, "SELECT count(*) FROM jobq.archive WHERE state = 'completed'") // -1 }
 
 ok(chaos_wait(30, sub { completed() >= 50 }), 'jobs flow before the first fault');
 
@@ -39,11 +39,12 @@ my (@killed_pids, @fault_wall, @recover, $backend_kills);
 $backend_kills = 0;
 for my $i (1 .. $faults) {
     sleep(1 + rand(1.5));
-    my $before = completed();
+    my $before;
+    chaos_wait(30, sub { ($before = completed()) >= 0 });
     my $t = time;
     if ($i % 2) {
         # kill -9 of a client backend: preferably a runner's, while it works.
-        my $pid = $node->safe_psql('postgres', q{
+        my $pid = try_psql($node, q{
             SELECT pid FROM pg_stat_activity
             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
             ORDER BY (state = 'active') DESC, random() LIMIT 1});
@@ -54,7 +55,7 @@ for my $i (1 .. $faults) {
         $backend_kills++;
         note("fault $i: kill -9 of backend $pid");
         # The postmaster restarts everything; wait until it accepts again.
-        chaos_wait(30, sub { $node->psql('postgres', 'SELECT 1') == 0 }, 0.1);
+        chaos_wait(30, sub { defined try_psql($node, 'SELECT 1') }, 0.1);
     } else {
         ledger_event($ledger, 'X', 'immediate-stop');
         $node->stop('immediate');

@@ -47,7 +47,7 @@ sub enqueue_healthy {
 }
 sub drain_time {
     my ($tag, $n, $t0) = @_;
-    chaos_wait(120, sub {
+    chaos_wait(chaos_param(short => 120, long => 1200), sub {
         $node->safe_psql('postgres', "SELECT count(*) FROM jobq.archive WHERE state = 'completed' AND payload->>'tag' LIKE '$tag-%'") == $n
     }, 0.05) or return undef;
     return time - $t0;

@@ -74,7 +74,9 @@ ok(chaos_wait(10, sub { rescued($id) }), 'the new worker rescues');
 # --- kill -9 ------------------------------------------------------------------
 $t = time;
 kill 'KILL', $pid1;
-ok(chaos_wait(60, sub { $node->psql('postgres', 'SELECT 1') == 0 && worker_pid() ne '' && worker_pid() ne $pid1 }, 0.1),
+ok(chaos_wait(60, sub { my $p = try_psql($node, q{SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity
+                                                    WHERE backend_type = 'jobq worker'});
+                         defined $p && $p ne '' && $p ne $pid1 }, 0.1),
    'after kill -9 (crash restart) a worker is back');
 $fig{kill9_restart} = time - $t;
 $id = abandoned_job();
