@@ -33,10 +33,12 @@ our $PRODUCER = "$source/test/chaos/producer.pl";
 our $CHECKER = "$source/test/chaos/check.pl";
 our $runner_seq = 0;
 my %children;    # pid => 1 for every runner and producer this test started
+my $owner = $$;  # forked children that fail to exec must not clean up
 
 # Whatever happens to the test (a failed assertion, die, BAIL_OUT), no
 # runner or producer it started outlives it: SIGKILL by pid at exit.
 END {
+    return unless defined $owner && $$ == $owner;
     my $status = $?;
     for my $pid (keys %children) {
         next unless kill 0, $pid;
