@@ -198,6 +198,13 @@ sub cause_of {
         return ("server $c->{what} between the runs (settle outcome unknown or lease expired meanwhile)", undef)
           if $c->{at} >= $from && $c->{at} <= $to;
     }
+    # A crash up to one lease before the start: the runner had claimed the
+    # job before the crash and ran it while reconnecting; its completion
+    # reached the database after the lease had expired (refused as stale).
+    for my $c (@crashes) {
+        return ("server $c->{what} shortly before the run (completion reached the database after the lease expired)", undef)
+          if $c->{at} >= $from - ($lease || 0) - 1 && $c->{at} <= $to;
+    }
     if ($lease && (!defined $prev->{finish} || $prev->{finish} - $from >= $lease) && $to - $from >= $lease) {
         return ('lease expired while the handler ran', undef);
     }
