@@ -9,6 +9,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev libgtest-dev
   libipc-run-perl libjson-pp-perl
   pkg-config make g++ cmake
+  libio-socket-ssl-perl openssl
 )
 
 missing=()

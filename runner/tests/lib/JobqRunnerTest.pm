@@ -177,9 +177,10 @@ sub http_get {
     return ($status // 0, $body // '');
 }
 
-# Starts tests/lib/webhook_server.pl; returns { pid, port, ledger }.
+# Starts tests/lib/webhook_server.pl (HTTPS when a cert and key are given);
+# returns { pid, port, ledger }.
 sub start_webhook_server {
-    my ($secret) = @_;
+    my ($secret, @tls) = @_;
     my $dir = PostgreSQL::Test::Utils::tempdir();
     my $ledger = "$dir/requests.log";
     my $port_file = "$dir/port";
@@ -188,7 +189,7 @@ sub start_webhook_server {
     if ($pid == 0) {
         open STDOUT, '>>', "$dir/server.log" or die;
         open STDERR, '>>', "$dir/server.log" or die;
-        exec $^X, "$lib_dir/webhook_server.pl", $secret, $ledger, $port_file;
+        exec $^X, "$lib_dir/webhook_server.pl", $secret, $ledger, $port_file, @tls;
         die "exec: $!";
     }
     wait_until(10, sub { -s $port_file }) or die "webhook server did not start";

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # A small HTTP/1.1 webhook receiver for the runner's http-handler tests.
 #
-# Usage: webhook_server.pl SECRET LEDGER PORT_FILE
+# Usage: webhook_server.pl SECRET LEDGER PORT_FILE [CERT KEY]
+# With CERT and KEY it speaks HTTPS (IO::Socket::SSL) instead of HTTP.
 # Binds 127.0.0.1 on a free port (written to PORT_FILE), forks per
 # connection, verifies the Standard Webhooks signature of every request
 # (answering 401 when it does not verify), and appends one ledger line per
@@ -23,7 +24,7 @@ use MIME::Base64 qw(decode_base64);
 use POSIX qw(setsid);
 use Time::HiRes qw(time sleep);
 
-my ($secret, $ledger, $port_file) = @ARGV;
+my ($secret, $ledger, $port_file, $cert, $key_file) = @ARGV;
 die "usage: $0 SECRET LEDGER PORT_FILE\n" unless defined $port_file;
 my $key = $secret =~ /^whsec_(.*)$/ ? decode_base64($1) : $secret;
 
@@ -51,10 +52,24 @@ while (1) {
         close $server;
         $SIG{TERM} = 'DEFAULT';
         alarm 30;
+        if ($cert) {
+            require IO::Socket::SSL;
+            # A client that rejects our certificate ends the handshake: log it.
+            IO::Socket::SSL->start_SSL($client, SSL_server => 1, SSL_cert_file => $cert, SSL_key_file => $key_file)
+              or do { ledger_line('-', '-', 0, 0, 'tls-handshake-failed'); exit 0 };
+        }
         handle($client);
         exit 0;
     }
     close $client;
+}
+
+sub ledger_line {
+    my ($path, $id, $sig_ok, $attempt, $note) = @_;
+    open my $lf, '>>', $ledger or die;
+    flock $lf, LOCK_EX;
+    printf $lf "%.3f %s %s %d %d%s\n", time, $path, $id, $sig_ok, $attempt, $note ? " $note" : '';
+    close $lf;
 }
 
 sub handle {
@@ -62,7 +77,7 @@ sub handle {
     binmode $c;
     my $head = '';
     while ($head !~ /\r\n\r\n/) {
-        my $n = sysread($c, my $buf, 4096);
+        my $n = sysread($c, my $buf, 16384);
         return unless $n;
         $head .= $buf;
     }
@@ -92,10 +107,7 @@ sub handle {
     $sig_ok = 0 unless $ts =~ /^\d+$/ && abs(time - $ts) < 300;
     my $attempt = eval { decode_json($body)->{attempt} } // 0;
 
-    open my $lf, '>>', $ledger or die;
-    flock $lf, LOCK_EX;
-    printf $lf "%.3f %s %s %d %d\n", time, $path, $id || '-', $sig_ok, $attempt;
-    close $lf;
+    ledger_line($path, $id || '-', $sig_ok, $attempt);
 
     my ($status, $reply, @extra) = (200, '', ());
     if (!$sig_ok) {
