@@ -5,7 +5,8 @@
 // Binds 127.0.0.1 only. Reads one request (head + Content-Length body),
 // waits DELAY_MS on the same event loop the runner uses, answers
 // `200 {"ok":true}` with `Connection: close`. Prints the number of answered
-// requests (and over how long they arrived) on SIGTERM/SIGINT. Not a general server: benchmark use only.
+// requests (and over how long they arrived) on SIGTERM/SIGINT. Not a general server: benchmark use
+// only.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -88,8 +89,11 @@ int main(int argc, char **argv) {
             }
             if (answered++ == 0) {
                 auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count() % 100000;
-                std::fprintf(stderr, "first answer at wall %.3f (mod 100s)\n", static_cast<double>(ms) / 1000.0);
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count() %
+                          100000;
+                std::fprintf(stderr, "first answer at wall %.3f (mod 100s)\n",
+                             static_cast<double>(ms) / 1000.0);
             }
             close_conn(fd);
             return;
@@ -108,14 +112,18 @@ int main(int argc, char **argv) {
         size_t length = 0;
         size_t cl = c.in.find("Content-Length:");
         if (cl == std::string::npos) cl = c.in.find("content-length:");
-        if (cl != std::string::npos && cl < end) length = std::strtoul(c.in.c_str() + cl + 15, nullptr, 10);
+        if (cl != std::string::npos && cl < end)
+            length = std::strtoul(c.in.c_str() + cl + 15, nullptr, 10);
         if (c.in.size() < end + 4 + length) return;
         last_request = jobq::EventLoop::Now();
         if (received++ == 0) {
             first_request = last_request;
             auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count() % 100000;
-            std::fprintf(stderr, "first request at wall %.3f (mod 100s)\n", static_cast<double>(ms) / 1000.0);
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count() %
+                      100000;
+            std::fprintf(stderr, "first request at wall %.3f (mod 100s)\n",
+                         static_cast<double>(ms) / 1000.0);
         }
         loop.Modify(fd, 0);  // nothing to do until the delay passes
         loop.After(delay, [&, fd] {
@@ -123,8 +131,9 @@ int main(int argc, char **argv) {
             if (again == conns.end()) return;
             Conn &d = *again->second;
             d.answered = true;
-            d.out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"
-                    "Connection: close\r\n\r\n{\"ok\":true}";
+            d.out =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"
+                "Connection: close\r\n\r\n{\"ok\":true}";
             loop.Modify(fd, EPOLLOUT);
         });
     };
@@ -150,6 +159,7 @@ int main(int argc, char **argv) {
                  static_cast<long long>(delay.count()));
     loop.Run();
     double spread = std::chrono::duration<double>(last_request - first_request).count();
-    std::printf("received %ld, answered %ld, requests arrived over %.3fs\n", received, answered, spread);
+    std::printf("received %ld, answered %ld, requests arrived over %.3fs\n", received, answered,
+                spread);
     return 0;
 }

@@ -12,7 +12,7 @@
 namespace jobq {
 
 class Backoff {
-public:
+  public:
     Backoff(std::chrono::milliseconds base, std::chrono::milliseconds max, uint64_t seed);
 
     // The delay before the next attempt; grows the attempt counter.
@@ -24,7 +24,7 @@ public:
     // The ceiling of attempt n, exposed for tests.
     std::chrono::milliseconds Ceiling(int attempt) const;
 
-private:
+  private:
     std::chrono::milliseconds base_;
     std::chrono::milliseconds max_;
     int attempt_ = 0;

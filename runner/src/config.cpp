@@ -76,7 +76,8 @@ const toml::table *GetTable(const toml::table &root, const char *key) {
 std::string ResolveCommand(const std::string &key, const std::string &program) {
     if (program.empty()) Fail(key, "program name is empty");
     if (program.find('/') != std::string::npos) {
-        if (access(program.c_str(), X_OK) != 0) Fail(key, fmt::format("\"{}\" is not executable", program));
+        if (access(program.c_str(), X_OK) != 0)
+            Fail(key, fmt::format("\"{}\" is not executable", program));
         return program;
     }
     const char *path = std::getenv("PATH");
@@ -94,7 +95,8 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
     const std::string prefix = "queues." + name + ".";
     static const std::regex kQueueName("^[a-z0-9][a-z0-9_.-]{0,47}$");
     if (!std::regex_match(name, kQueueName)) {
-        Fail("queues." + name, "invalid queue name (lower-case letters, digits, '_', '.', '-'; at most 48)");
+        Fail("queues." + name,
+             "invalid queue name (lower-case letters, digits, '_', '.', '-'; at most 48)");
     }
     if (!node.is_table()) Fail("queues." + name, "must be a table");
     const toml::table &t = *node.as_table();
@@ -103,12 +105,18 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
 
     auto handler = GetString(t, prefix, "handler");
     if (!handler) Fail(prefix + "handler", "missing (one of \"exec\", \"http\", \"noop\")");
-    if (*handler == "exec") q.handler = HandlerKind::kExec;
-    else if (*handler == "http") q.handler = HandlerKind::kHttp;
-    else if (*handler == "noop") q.handler = HandlerKind::kNoop;
-    else Fail(prefix + "handler", fmt::format("unknown handler \"{}\" (one of \"exec\", \"http\", \"noop\")", *handler));
+    if (*handler == "exec")
+        q.handler = HandlerKind::kExec;
+    else if (*handler == "http")
+        q.handler = HandlerKind::kHttp;
+    else if (*handler == "noop")
+        q.handler = HandlerKind::kNoop;
+    else
+        Fail(prefix + "handler",
+             fmt::format("unknown handler \"{}\" (one of \"exec\", \"http\", \"noop\")", *handler));
 
-    std::set<std::string> allowed = {"handler", "concurrency", "timeout", "lease", "heartbeat", "max_output"};
+    std::set<std::string> allowed = {"handler", "concurrency", "timeout",
+                                     "lease",   "heartbeat",   "max_output"};
     if (q.handler == HandlerKind::kExec) {
         allowed.insert({"command", "retry_exit_code", "discard_exit_code", "kill_grace"});
     } else if (q.handler == HandlerKind::kHttp) {
@@ -118,59 +126,77 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
         std::string key(k.str());
         if (allowed.count(key)) continue;
         static const std::set<std::string> kOtherHandlers = {
-            "command", "retry_exit_code", "discard_exit_code", "kill_grace", "url", "secret", "secret_env", "ca_file"};
-        if (kOtherHandlers.count(key)) Fail(prefix + key, fmt::format("not valid for handler \"{}\"", *handler));
+            "command", "retry_exit_code", "discard_exit_code", "kill_grace",
+            "url",     "secret",          "secret_env",        "ca_file"};
+        if (kOtherHandlers.count(key))
+            Fail(prefix + key, fmt::format("not valid for handler \"{}\"", *handler));
         Fail(prefix + key, "unknown setting");
     }
 
-    if (auto v = GetInteger(t, prefix, "concurrency", 1, 100'000)) q.concurrency = static_cast<int>(*v);
+    if (auto v = GetInteger(t, prefix, "concurrency", 1, 100'000))
+        q.concurrency = static_cast<int>(*v);
     if (auto v = GetDuration(t, prefix, "timeout")) q.timeout = *v;
     if (auto v = GetDuration(t, prefix, "lease")) {
         if (*v < Millis(1000)) Fail(prefix + "lease", "must be at least 1s");
         q.lease = *v;
     }
     if (auto v = GetDuration(t, prefix, "heartbeat")) q.heartbeat = *v;
-    if (q.heartbeat && q.lease && *q.heartbeat >= *q.lease) Fail(prefix + "heartbeat", "must be shorter than the lease");
-    if (auto v = GetInteger(t, prefix, "max_output", 0, 64LL << 20)) q.max_output = static_cast<size_t>(*v);
+    if (q.heartbeat && q.lease && *q.heartbeat >= *q.lease)
+        Fail(prefix + "heartbeat", "must be shorter than the lease");
+    if (auto v = GetInteger(t, prefix, "max_output", 0, 64LL << 20))
+        q.max_output = static_cast<size_t>(*v);
 
     if (q.handler == HandlerKind::kExec) {
         const toml::node *cmd = t.get("command");
         if (!cmd) Fail(prefix + "command", "missing (required for handler = \"exec\")");
-        if (!cmd->is_array() || cmd->as_array()->empty()) Fail(prefix + "command", "must be a non-empty array of strings");
+        if (!cmd->is_array() || cmd->as_array()->empty())
+            Fail(prefix + "command", "must be a non-empty array of strings");
         for (const toml::node &arg : *cmd->as_array()) {
             if (!arg.is_string()) Fail(prefix + "command", "must be a non-empty array of strings");
             q.command.push_back(arg.as_string()->get());
         }
         q.command[0] = ResolveCommand(prefix + "command", q.command[0]);
-        if (auto v = GetInteger(t, prefix, "retry_exit_code", 1, 255)) q.retry_exit_code = static_cast<int>(*v);
-        if (auto v = GetInteger(t, prefix, "discard_exit_code", 1, 255)) q.discard_exit_code = static_cast<int>(*v);
-        if (q.retry_exit_code == q.discard_exit_code) Fail(prefix + "discard_exit_code", "must differ from retry_exit_code");
+        if (auto v = GetInteger(t, prefix, "retry_exit_code", 1, 255))
+            q.retry_exit_code = static_cast<int>(*v);
+        if (auto v = GetInteger(t, prefix, "discard_exit_code", 1, 255))
+            q.discard_exit_code = static_cast<int>(*v);
+        if (q.retry_exit_code == q.discard_exit_code)
+            Fail(prefix + "discard_exit_code", "must differ from retry_exit_code");
         if (auto v = GetDuration(t, prefix, "kill_grace")) q.kill_grace = *v;
     } else if (q.handler == HandlerKind::kHttp) {
         auto url = GetString(t, prefix, "url");
         if (!url) Fail(prefix + "url", "missing (required for handler = \"http\")");
-        if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) Fail(prefix + "url", "must start with http:// or https://");
-        if (url->find_first_of(" \t\r\n") != std::string::npos) Fail(prefix + "url", "must not contain whitespace");
+        if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)
+            Fail(prefix + "url", "must start with http:// or https://");
+        if (url->find_first_of(" \t\r\n") != std::string::npos)
+            Fail(prefix + "url", "must not contain whitespace");
         q.url = *url;
         auto secret = GetString(t, prefix, "secret");
         auto secret_env = GetString(t, prefix, "secret_env");
-        if (secret && secret_env) Fail(prefix + "secret", "set either secret or secret_env, not both");
+        if (secret && secret_env)
+            Fail(prefix + "secret", "set either secret or secret_env, not both");
         std::string raw;
         if (secret) {
             raw = *secret;
             if (raw.empty()) Fail(prefix + "secret", "must not be empty");
         } else if (secret_env) {
             auto value = env(*secret_env);
-            if (!value || value->empty()) Fail(prefix + "secret_env", fmt::format("environment variable {} is not set or empty", *secret_env));
+            if (!value || value->empty())
+                Fail(prefix + "secret_env",
+                     fmt::format("environment variable {} is not set or empty", *secret_env));
             raw = *value;
         } else {
-            Fail(prefix + "secret_env", "missing (every delivery is signed: set secret_env or secret)");
+            Fail(prefix + "secret_env",
+                 "missing (every delivery is signed: set secret_env or secret)");
         }
         auto key = WebhookKey(raw);
-        if (!key) Fail(secret ? prefix + "secret" : prefix + "secret_env", "a \"whsec_\" secret must be base64 after the prefix");
+        if (!key)
+            Fail(secret ? prefix + "secret" : prefix + "secret_env",
+                 "a \"whsec_\" secret must be base64 after the prefix");
         q.secret_key = *key;
         if (auto v = GetString(t, prefix, "ca_file")) {
-            if (access(v->c_str(), R_OK) != 0) Fail(prefix + "ca_file", fmt::format("cannot read \"{}\"", *v));
+            if (access(v->c_str(), R_OK) != 0)
+                Fail(prefix + "ca_file", fmt::format("cannot read \"{}\"", *v));
             q.ca_file = *v;
         }
     }
@@ -181,9 +207,12 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
 
 const char *HandlerName(HandlerKind kind) {
     switch (kind) {
-        case HandlerKind::kExec: return "exec";
-        case HandlerKind::kHttp: return "http";
-        case HandlerKind::kNoop: return "noop";
+        case HandlerKind::kExec:
+            return "exec";
+        case HandlerKind::kHttp:
+            return "http";
+        case HandlerKind::kNoop:
+            return "noop";
     }
     return "?";
 }
@@ -202,8 +231,10 @@ void ParseListen(const std::string &key, const std::string &value, std::string *
     if (h == "localhost") h = "127.0.0.1";
     if (h.empty()) h = "0.0.0.0";
     in_addr addr{};
-    if (inet_pton(AF_INET, h.c_str(), &addr) != 1) Fail(key, fmt::format("\"{}\" is not an IPv4 address", h));
-    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) Fail(key, "invalid port");
+    if (inet_pton(AF_INET, h.c_str(), &addr) != 1)
+        Fail(key, fmt::format("\"{}\" is not an IPv4 address", h));
+    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+        Fail(key, "invalid port");
     int n = std::stoi(p);
     if (n < 0 || n > 65535) Fail(key, "invalid port");
     *host = h;
@@ -215,7 +246,8 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
     try {
         root = toml::parse(toml_text, origin);
     } catch (const toml::parse_error &e) {
-        throw ConfigError(fmt::format("{}:{}:{}: {}", origin, e.source().begin.line, e.source().begin.column, e.description()));
+        throw ConfigError(fmt::format("{}:{}:{}: {}", origin, e.source().begin.line,
+                                      e.source().begin.column, e.description()));
     }
     CheckKeys(root, "", {"database", "http", "runner", "queues"});
     Config c;
@@ -233,7 +265,9 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
         }
     }
     if (const toml::table *r = GetTable(root, "runner")) {
-        CheckKeys(*r, "runner.", {"worker", "poll_interval", "grace_period", "reconnect_min", "reconnect_max", "query_timeout"});
+        CheckKeys(*r, "runner.",
+                  {"worker", "poll_interval", "grace_period", "reconnect_min", "reconnect_max",
+                   "query_timeout"});
         if (auto v = GetString(*r, "runner.", "worker")) {
             if (v->empty()) Fail("runner.worker", "must not be empty");
             c.worker = *v;
@@ -243,10 +277,12 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
         if (auto v = GetDuration(*r, "runner.", "reconnect_min")) c.reconnect_min = *v;
         if (auto v = GetDuration(*r, "runner.", "reconnect_max")) c.reconnect_max = *v;
         if (auto v = GetDuration(*r, "runner.", "query_timeout")) c.query_timeout = *v;
-        if (c.reconnect_max < c.reconnect_min) Fail("runner.reconnect_max", "must not be less than reconnect_min");
+        if (c.reconnect_max < c.reconnect_min)
+            Fail("runner.reconnect_max", "must not be less than reconnect_min");
     }
     const toml::table *queues = GetTable(root, "queues");
-    if (!queues || queues->empty()) Fail("queues", "missing: configure at least one [queues.NAME] table");
+    if (!queues || queues->empty())
+        Fail("queues", "missing: configure at least one [queues.NAME] table");
     for (auto &&[k, v] : *queues) {
         c.queues.push_back(ParseQueue(std::string(k.str()), v, env));
     }

@@ -19,7 +19,7 @@
 namespace jobq {
 
 class ConfigError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

@@ -16,7 +16,8 @@ std::optional<Millis> ParseDuration(std::string_view text) {
     while (i < text.size()) {
         size_t start = i;
         bool dot = false;
-        while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || (text[i] == '.' && !dot))) {
+        while (i < text.size() &&
+               (std::isdigit(static_cast<unsigned char>(text[i])) || (text[i] == '.' && !dot))) {
             if (text[i] == '.') dot = true;
             ++i;
         }
@@ -26,12 +27,18 @@ std::optional<Millis> ParseDuration(std::string_view text) {
         while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
         std::string_view unit = text.substr(unit_start, i - unit_start);
         double scale;
-        if (unit == "ms") scale = 1;
-        else if (unit == "s") scale = 1000;
-        else if (unit == "m") scale = 60'000;
-        else if (unit == "h") scale = 3'600'000;
-        else if (unit == "d") scale = 86'400'000;
-        else return std::nullopt;
+        if (unit == "ms")
+            scale = 1;
+        else if (unit == "s")
+            scale = 1000;
+        else if (unit == "m")
+            scale = 60'000;
+        else if (unit == "h")
+            scale = 3'600'000;
+        else if (unit == "d")
+            scale = 86'400'000;
+        else
+            return std::nullopt;
         total_ms += value * scale;
         any = true;
         while (i < text.size() && text[i] == ' ') ++i;

@@ -13,11 +13,13 @@
 namespace jobq {
 
 EventLoop::EventLoop() : epoll_(epoll_create1(EPOLL_CLOEXEC)) {
-    if (!epoll_.valid()) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+    if (!epoll_.valid())
+        throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
 }
 
 void EventLoop::Watch(int fd, uint32_t events, FdCallback callback) {
-    auto entry = std::make_shared<WatchEntry>(WatchEntry{next_generation_++, events, std::move(callback)});
+    auto entry =
+        std::make_shared<WatchEntry>(WatchEntry{next_generation_++, events, std::move(callback)});
     epoll_event ev{};
     ev.events = events;
     ev.data.u64 = (static_cast<uint64_t>(entry->generation) << 32) | static_cast<uint32_t>(fd);
@@ -58,7 +60,8 @@ EventLoop::TimerId EventLoop::At(TimePoint when, std::function<void()> callback)
     return id;
 }
 
-EventLoop::TimerId EventLoop::After(std::chrono::milliseconds delay, std::function<void()> callback) {
+EventLoop::TimerId EventLoop::After(std::chrono::milliseconds delay,
+                                    std::function<void()> callback) {
     return At(Now() + delay, std::move(callback));
 }
 

@@ -26,7 +26,7 @@ using SteadyClock = std::chrono::steady_clock;
 using TimePoint = SteadyClock::time_point;
 
 class EventLoop {
-public:
+  public:
     using FdCallback = std::function<void(uint32_t events)>;
     using TimerId = uint64_t;
 
@@ -52,7 +52,7 @@ public:
 
     static TimePoint Now() { return SteadyClock::now(); }
 
-private:
+  private:
     struct WatchEntry {
         uint32_t generation;
         uint32_t events;

@@ -26,7 +26,9 @@ namespace {
 constexpr size_t kStderrTail = 4096;
 
 std::string TrimSpace(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    while (!s.empty() &&
+           (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+        s.pop_back();
     size_t start = s.find_first_not_of(" \t\r\n");
     return start == std::string::npos ? std::string() : s.substr(start);
 }
@@ -34,10 +36,14 @@ std::string TrimSpace(std::string s) {
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 class ExecExecution : public Execution {
-public:
-    ExecExecution(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue, const ClaimedJob &job,
-                  DoneCallback done)
-        : loop_(loop), reaper_(reaper), queue_(queue), done_(std::move(done)), input_(JobDocument(job)) {
+  public:
+    ExecExecution(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue,
+                  const ClaimedJob &job, DoneCallback done)
+        : loop_(loop),
+          reaper_(reaper),
+          queue_(queue),
+          done_(std::move(done)),
+          input_(JobDocument(job)) {
         Spawn(job);
     }
 
@@ -56,7 +62,7 @@ public:
         }
     }
 
-private:
+  private:
     void Spawn(const ClaimedJob &job) {
         int in[2], out[2], err[2];
         if (pipe2(in, O_CLOEXEC) != 0) return SpawnFailed(errno);
@@ -102,7 +108,8 @@ private:
             if (getppid() != parent) _exit(127);
             // The runner ignores SIGPIPE and blocks the signals it reads
             // through signalfd; neither may leak into the command.
-            for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) signal(sig, SIG_DFL);
+            for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2})
+                signal(sig, SIG_DFL);
             sigset_t empty;
             sigemptyset(&empty);
             sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -148,7 +155,8 @@ private:
     }
 
     void SpawnFailed(int error) {
-        std::string message = fmt::format("cannot start {}: {}", queue_.command[0], std::strerror(error));
+        std::string message =
+            fmt::format("cannot start {}: {}", queue_.command[0], std::strerror(error));
         // Never call done from inside Start.
         spawn_error_timer_ = loop_.After(Millis(0), [this, message] {
             spawn_error_timer_ = 0;
@@ -181,12 +189,15 @@ private:
             ssize_t n = read(fd.get(), buf, sizeof buf);
             if (n > 0) {
                 if (is_stdout) {
-                    size_t room = queue_.max_output > stdout_text_.size() ? queue_.max_output - stdout_text_.size() : 0;
+                    size_t room = queue_.max_output > stdout_text_.size()
+                                      ? queue_.max_output - stdout_text_.size()
+                                      : 0;
                     if (static_cast<size_t>(n) > room) stdout_truncated_ = true;
                     stdout_text_.append(buf, std::min(room, static_cast<size_t>(n)));
                 } else {
                     stderr_text_.append(buf, static_cast<size_t>(n));
-                    if (stderr_text_.size() > 2 * kStderrTail) stderr_text_.erase(0, stderr_text_.size() - kStderrTail);
+                    if (stderr_text_.size() > 2 * kStderrTail)
+                        stderr_text_.erase(0, stderr_text_.size() - kStderrTail);
                 }
                 continue;
             }
@@ -222,7 +233,9 @@ private:
                 fd->Reset();
             }
         }
-        std::string tail = stderr_text_.size() > kStderrTail ? stderr_text_.substr(stderr_text_.size() - kStderrTail) : stderr_text_;
+        std::string tail = stderr_text_.size() > kStderrTail
+                               ? stderr_text_.substr(stderr_text_.size() - kStderrTail)
+                               : stderr_text_;
         Report(ExecOutcome(queue_, status, timed_out_, stdout_text_, stdout_truncated_, tail));
     }
 
@@ -273,8 +286,9 @@ void ChildReaper::ReapAll() {
     }
 }
 
-Outcome ExecOutcome(const QueueConfig &queue, int wait_status, bool timed_out, const std::string &stdout_text,
-                    bool stdout_truncated, const std::string &stderr_tail) {
+Outcome ExecOutcome(const QueueConfig &queue, int wait_status, bool timed_out,
+                    const std::string &stdout_text, bool stdout_truncated,
+                    const std::string &stderr_tail) {
     Outcome o;
     std::string err = TrimSpace(SanitizeText(stderr_tail));
     auto with_stderr = [&](std::string head) { return err.empty() ? head : head + ": " + err; };

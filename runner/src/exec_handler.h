@@ -29,7 +29,7 @@
 namespace jobq {
 
 class ChildReaper {
-public:
+  public:
     using ExitCallback = std::function<void(int wait_status)>;
     void Add(pid_t pid, ExitCallback callback) { children_[pid] = std::move(callback); }
     // The child is still reaped, but nobody is told.
@@ -38,7 +38,7 @@ public:
     void ReapAll();
     size_t size() const { return children_.size(); }
 
-private:
+  private:
     std::unordered_map<pid_t, ExitCallback> children_;
 };
 

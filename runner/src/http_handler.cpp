@@ -24,18 +24,25 @@ struct CurlUrlDeleter {
 
 std::optional<std::string> UrlPart(CURLU *url, CURLUPart part) {
     char *value = nullptr;
-    if (curl_url_get(url, part, &value, part == CURLUPART_PORT ? CURLU_DEFAULT_PORT : 0) != CURLUE_OK) return std::nullopt;
+    if (curl_url_get(url, part, &value, part == CURLUPART_PORT ? CURLU_DEFAULT_PORT : 0) !=
+        CURLUE_OK)
+        return std::nullopt;
     std::string out(value);
     curl_free(value);
     return out;
 }
 
 class HttpExecution : public Execution {
-public:
-    HttpExecution(EventLoop &loop, CurlMulti &multi, const QueueConfig &queue, const ClaimedJob &job,
-                  DoneCallback done)
-        : loop_(loop), multi_(multi), queue_(queue), done_(std::move(done)), body_(JobDocument(job)),
-          webhook_id_(fmt::format("job_{}", job.id)), url_(queue.url) {
+  public:
+    HttpExecution(EventLoop &loop, CurlMulti &multi, const QueueConfig &queue,
+                  const ClaimedJob &job, DoneCallback done)
+        : loop_(loop),
+          multi_(multi),
+          queue_(queue),
+          done_(std::move(done)),
+          body_(JobDocument(job)),
+          webhook_id_(fmt::format("job_{}", job.id)),
+          url_(queue.url) {
         Begin();
     }
 
@@ -60,9 +67,11 @@ public:
             }
             Outcome o;
             o.kind = OutcomeKind::kFail;
-            o.error = location ? (redirects_ >= kMaxRedirects ? fmt::format("too many redirects (last to {})", location)
-                                                              : fmt::format("redirect to another host refused: {}", location))
-                               : fmt::format("HTTP {} without a Location", status);
+            o.error = location
+                          ? (redirects_ >= kMaxRedirects
+                                 ? fmt::format("too many redirects (last to {})", location)
+                                 : fmt::format("redirect to another host refused: {}", location))
+                          : fmt::format("HTTP {} without a Location", status);
             Report(std::move(o));
             return;
         }
@@ -72,22 +81,27 @@ public:
             if (code == CURLE_OPERATION_TIMEDOUT) {
                 o.error = fmt::format("timed out after {}", FormatDuration(queue_.timeout));
             } else {
-                o.error = errbuf_[0] ? fmt::format("{}: {}", curl_easy_strerror(code), errbuf_) : curl_easy_strerror(code);
+                o.error = errbuf_[0] ? fmt::format("{}: {}", curl_easy_strerror(code), errbuf_)
+                                     : curl_easy_strerror(code);
             }
             Report(std::move(o));
             return;
         }
         curl_off_t retry_after = 0;
         std::optional<long long> retry;
-        if (curl_easy_getinfo(easy_, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0) retry = retry_after;
+        if (curl_easy_getinfo(easy_, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+            retry_after > 0)
+            retry = retry_after;
         Report(HttpOutcome(status, response_, truncated_, retry));
     }
 
-private:
+  private:
     static size_t Write(char *data, size_t size, size_t nmemb, void *userp) {
         auto *self = static_cast<HttpExecution *>(userp);
         size_t n = size * nmemb;
-        size_t room = self->queue_.max_output > self->response_.size() ? self->queue_.max_output - self->response_.size() : 0;
+        size_t room = self->queue_.max_output > self->response_.size()
+                          ? self->queue_.max_output - self->response_.size()
+                          : 0;
         if (n > room) self->truncated_ = true;
         self->response_.append(data, std::min(n, room));
         return n;  // keep reading: the status decides, not the size
@@ -101,12 +115,10 @@ private:
         if (!easy_) return Fail("curl_easy_init failed");
         std::string timestamp = std::to_string(static_cast<long long>(std::time(nullptr)));
         std::string signature = WebhookSignature(queue_.secret_key, webhook_id_, timestamp, body_);
-        for (const std::string &h : {std::string("Content-Type: application/json"),
-                                     "webhook-id: " + webhook_id_,
-                                     "webhook-timestamp: " + timestamp,
-                                     "webhook-signature: " + signature,
-                                     std::string("User-Agent: jobq-runner"),
-                                     std::string("Expect:")}) {
+        for (const std::string &h :
+             {std::string("Content-Type: application/json"), "webhook-id: " + webhook_id_,
+              "webhook-timestamp: " + timestamp, "webhook-signature: " + signature,
+              std::string("User-Agent: jobq-runner"), std::string("Expect:")}) {
             curl_slist *next = curl_slist_append(headers_, h.c_str());
             if (!next) return Fail("out of memory");
             headers_ = next;
@@ -126,8 +138,10 @@ private:
         curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(easy_, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(easy_, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (!queue_.ca_file.empty()) curl_easy_setopt(easy_, CURLOPT_CAINFO, queue_.ca_file.c_str());
-        if (curl_multi_add_handle(multi_.handle(), easy_) != CURLM_OK) return Fail("curl_multi_add_handle failed");
+        if (!queue_.ca_file.empty())
+            curl_easy_setopt(easy_, CURLOPT_CAINFO, queue_.ca_file.c_str());
+        if (curl_multi_add_handle(multi_.handle(), easy_) != CURLM_OK)
+            return Fail("curl_multi_add_handle failed");
         added_ = true;
     }
 
@@ -263,11 +277,14 @@ Outcome HttpOutcome(long status, const std::string &body, bool body_truncated,
         return o;
     }
     std::string excerpt = SanitizeText(body.substr(0, 512));
-    while (!excerpt.empty() && (excerpt.back() == '\n' || excerpt.back() == '\r')) excerpt.pop_back();
-    o.error = excerpt.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {}: {}", status, excerpt);
+    while (!excerpt.empty() && (excerpt.back() == '\n' || excerpt.back() == '\r'))
+        excerpt.pop_back();
+    o.error = excerpt.empty() ? fmt::format("HTTP {}", status)
+                              : fmt::format("HTTP {}: {}", status, excerpt);
     if (status == 408 || status == 429 || status >= 500) {
         o.kind = OutcomeKind::kRetry;
-        if (retry_after_seconds && *retry_after_seconds > 0) o.retry_in = Millis(*retry_after_seconds * 1000);
+        if (retry_after_seconds && *retry_after_seconds > 0)
+            o.retry_in = Millis(*retry_after_seconds * 1000);
     } else if (status >= 400) {
         o.kind = OutcomeKind::kDiscard;
     } else {

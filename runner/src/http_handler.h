@@ -29,7 +29,7 @@ namespace jobq {
 
 // The process-wide multi handle and its glue to the event loop.
 class CurlMulti {
-public:
+  public:
     explicit CurlMulti(EventLoop &loop);
     ~CurlMulti();
     CurlMulti(const CurlMulti &) = delete;
@@ -39,7 +39,7 @@ public:
     // Reports finished transfers to their owners.
     void CheckDone();
 
-private:
+  private:
     static int SocketCallback(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp);
     static int TimerCallback(CURLM *multi, long timeout_ms, void *userp);
     void Action(curl_socket_t s, int flags);

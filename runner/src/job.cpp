@@ -9,8 +9,9 @@ namespace jobq {
 
 std::string JobDocument(const ClaimedJob &job) {
     // The payload is jsonb output from the server: valid JSON already.
-    return fmt::format("{{\"id\":{},\"queue\":{},\"attempt\":{},\"payload\":{}}}", job.id, JsonQuote(job.queue),
-                       job.attempt, job.payload.empty() ? "null" : job.payload);
+    return fmt::format("{{\"id\":{},\"queue\":{},\"attempt\":{},\"payload\":{}}}", job.id,
+                       JsonQuote(job.queue), job.attempt,
+                       job.payload.empty() ? "null" : job.payload);
 }
 
 }  // namespace jobq

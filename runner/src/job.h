@@ -42,7 +42,7 @@ std::string JobDocument(const ClaimedJob &job);
 // A running handler. Destroying it stops the handler at once (SIGKILL of the
 // child's process group, or an aborted transfer) and suppresses its outcome.
 class Execution {
-public:
+  public:
     virtual ~Execution() = default;
 };
 

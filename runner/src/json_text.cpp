@@ -13,10 +13,20 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
     size_t len;
     unsigned min;
     unsigned cp;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else
+        return 0;
     if (i + len > s.size()) return 0;
     for (size_t k = 1; k < len; ++k) {
         unsigned char cc = static_cast<unsigned char>(s[i + k]);
@@ -28,7 +38,7 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
 }
 
 class Checker {
-public:
+  public:
     explicit Checker(std::string_view s) : s_(s) {}
 
     bool Document() {
@@ -38,11 +48,13 @@ public:
         return i_ == s_.size();
     }
 
-private:
+  private:
     static constexpr int kMaxDepth = 512;
 
     void SkipSpace() {
-        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+        while (i_ < s_.size() &&
+               (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+            ++i_;
     }
     bool Literal(std::string_view word) {
         if (s_.substr(i_, word.size()) != word) return false;
@@ -52,19 +64,29 @@ private:
     bool Value(int depth) {
         if (i_ >= s_.size() || depth > kMaxDepth) return false;
         switch (s_[i_]) {
-            case '{': return Object(depth + 1);
-            case '[': return Array(depth + 1);
-            case '"': return String();
-            case 't': return Literal("true");
-            case 'f': return Literal("false");
-            case 'n': return Literal("null");
-            default: return Number();
+            case '{':
+                return Object(depth + 1);
+            case '[':
+                return Array(depth + 1);
+            case '"':
+                return String();
+            case 't':
+                return Literal("true");
+            case 'f':
+                return Literal("false");
+            case 'n':
+                return Literal("null");
+            default:
+                return Number();
         }
     }
     bool Object(int depth) {
         ++i_;
         SkipSpace();
-        if (i_ < s_.size() && s_[i_] == '}') { ++i_; return true; }
+        if (i_ < s_.size() && s_[i_] == '}') {
+            ++i_;
+            return true;
+        }
         for (;;) {
             SkipSpace();
             if (i_ >= s_.size() || s_[i_] != '"' || !String()) return false;
@@ -75,7 +97,10 @@ private:
             if (!Value(depth)) return false;
             SkipSpace();
             if (i_ >= s_.size()) return false;
-            if (s_[i_] == '}') { ++i_; return true; }
+            if (s_[i_] == '}') {
+                ++i_;
+                return true;
+            }
             if (s_[i_] != ',') return false;
             ++i_;
         }
@@ -83,13 +108,19 @@ private:
     bool Array(int depth) {
         ++i_;
         SkipSpace();
-        if (i_ < s_.size() && s_[i_] == ']') { ++i_; return true; }
+        if (i_ < s_.size() && s_[i_] == ']') {
+            ++i_;
+            return true;
+        }
         for (;;) {
             SkipSpace();
             if (!Value(depth)) return false;
             SkipSpace();
             if (i_ >= s_.size()) return false;
-            if (s_[i_] == ']') { ++i_; return true; }
+            if (s_[i_] == ']') {
+                ++i_;
+                return true;
+            }
             if (s_[i_] != ',') return false;
             ++i_;
         }
@@ -100,10 +131,14 @@ private:
         for (int k = 0; k < 4; ++k) {
             char c = s_[i_++];
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= c - '0';
-            else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-            else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-            else return false;
+            if (c >= '0' && c <= '9')
+                v |= c - '0';
+            else if (c >= 'a' && c <= 'f')
+                v |= c - 'a' + 10;
+            else if (c >= 'A' && c <= 'F')
+                v |= c - 'A' + 10;
+            else
+                return false;
         }
         *out = v;
         return true;
@@ -112,7 +147,10 @@ private:
         ++i_;
         while (i_ < s_.size()) {
             unsigned char c = static_cast<unsigned char>(s_[i_]);
-            if (c == '"') { ++i_; return true; }
+            if (c == '"') {
+                ++i_;
+                return true;
+            }
             if (c < 0x20) return false;
             if (c == '\\') {
                 ++i_;
@@ -124,7 +162,8 @@ private:
                     if (cp >= 0xDC00 && cp <= 0xDFFF) return false;
                     if (cp >= 0xD800 && cp <= 0xDBFF) {
                         unsigned low;
-                        if (!Literal("\\u") || !Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+                        if (!Literal("\\u") || !Hex4(&low) || low < 0xDC00 || low > 0xDFFF)
+                            return false;
                     }
                 } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
                     return false;
@@ -190,17 +229,34 @@ std::string JsonQuote(std::string_view text) {
         }
         ++i;
         switch (c) {
-            case 0: break;
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
+            case 0:
+                break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
             default:
-                if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-                else out += static_cast<char>(c);
+                if (c < 0x20)
+                    out += fmt::format("\\u{:04x}", c);
+                else
+                    out += static_cast<char>(c);
         }
     }
     out += '"';
@@ -213,7 +269,10 @@ std::string SanitizeText(std::string_view text) {
     size_t i = 0;
     while (i < text.size()) {
         unsigned char c = static_cast<unsigned char>(text[i]);
-        if (c == 0) { ++i; continue; }
+        if (c == 0) {
+            ++i;
+            continue;
+        }
         size_t len = Utf8SequenceLength(text, i);
         if (len == 0) {
             out += "\xEF\xBF\xBD";

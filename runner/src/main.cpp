@@ -49,11 +49,15 @@ int main(int argc, char **argv) {
     std::string config_path, dsn, listen, worker, grace, poll;
     bool verbose = false, check = false;
     app.add_option("-c,--config", config_path, "TOML config file")->required();
-    app.add_option("--dsn", dsn, "libpq connection string (overrides [database] dsn; PG* variables apply)");
-    app.add_option("--listen", listen, "host:port for /metrics and /healthz (overrides [http] listen)");
+    app.add_option("--dsn", dsn,
+                   "libpq connection string (overrides [database] dsn; PG* variables apply)");
+    app.add_option("--listen", listen,
+                   "host:port for /metrics and /healthz (overrides [http] listen)");
     app.add_option("--worker", worker, "worker name recorded on claims (default host:pid)");
-    app.add_option("--grace-period", grace, "time running jobs get after SIGTERM (overrides [runner] grace_period)");
-    app.add_option("--poll-interval", poll, "fallback poll interval (overrides [runner] poll_interval)");
+    app.add_option("--grace-period", grace,
+                   "time running jobs get after SIGTERM (overrides [runner] grace_period)");
+    app.add_option("--poll-interval", poll,
+                   "fallback poll interval (overrides [runner] poll_interval)");
     app.add_flag("-v,--verbose", verbose, "log every job");
     app.add_flag("--check", check, "validate the config and exit");
     CLI11_PARSE(app, argc, argv);
@@ -77,7 +81,8 @@ int main(int argc, char **argv) {
         }
         if (!poll.empty()) {
             auto d = jobq::ParseDuration(poll);
-            if (!d || d->count() <= 0) throw jobq::ConfigError("--poll-interval: invalid duration (use e.g. \"5s\")");
+            if (!d || d->count() <= 0)
+                throw jobq::ConfigError("--poll-interval: invalid duration (use e.g. \"5s\")");
             config.poll_interval = *d;
         }
     } catch (const jobq::ConfigError &e) {

@@ -26,12 +26,12 @@
 namespace jobq {
 
 class Histogram {
-public:
+  public:
     Histogram();
     void Observe(double seconds);
     void Render(std::string *out, const std::string &name, const std::string &labels) const;
 
-private:
+  private:
     std::vector<double> bounds_;
     std::vector<uint64_t> counts_;  // per bucket, not cumulative
     uint64_t count_ = 0;
@@ -46,12 +46,12 @@ struct QueueMetrics {
 };
 
 class Metrics {
-public:
+  public:
     QueueMetrics &queue(const std::string &name) { return queues_[name]; }
     Histogram &claim_round_trip() { return claim_round_trip_; }
     std::string Render(uint64_t reconnects, bool database_up) const;
 
-private:
+  private:
     std::map<std::string, QueueMetrics> queues_;
     Histogram claim_round_trip_;
 };

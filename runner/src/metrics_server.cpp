@@ -1,7 +1,6 @@
 // Minimal HTTP/1.1 responder (see metrics_server.h).
 #include "metrics_server.h"
 
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -24,14 +23,22 @@ constexpr Millis kClientTimeout{5000};
 
 const char *Reason(int status) {
     switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 431: return "Request Header Fields Too Large";
-        case 503: return "Service Unavailable";
-        case 505: return "HTTP Version Not Supported";
-        default: return "Unknown";
+        case 200:
+            return "OK";
+        case 400:
+            return "Bad Request";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 503:
+            return "Service Unavailable";
+        case 505:
+            return "HTTP Version Not Supported";
+        default:
+            return "Unknown";
     }
 }
 }  // namespace
@@ -54,13 +61,15 @@ int ParseRequestHead(const std::string &head, std::string *method, std::string *
     *method = line.substr(0, sp1);
     std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     std::string version = line.substr(sp2 + 1);
-    if (version != "HTTP/1.1" && version != "HTTP/1.0") return version.rfind("HTTP/", 0) == 0 ? 505 : 400;
+    if (version != "HTTP/1.1" && version != "HTTP/1.0")
+        return version.rfind("HTTP/", 0) == 0 ? 505 : 400;
     if (target.empty() || target[0] != '/') return 400;
     *path = target.substr(0, target.find('?'));
     return 0;
 }
 
-MetricsServer::MetricsServer(EventLoop &loop, Route route) : loop_(loop), route_(std::move(route)) {}
+MetricsServer::MetricsServer(EventLoop &loop, Route route)
+    : loop_(loop), route_(std::move(route)) {}
 
 MetricsServer::~MetricsServer() {
     while (!clients_.empty()) Close(clients_.begin()->first);
@@ -69,15 +78,18 @@ MetricsServer::~MetricsServer() {
 
 void MetricsServer::Listen(const std::string &host, int port) {
     listener_.Reset(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!listener_.valid()) throw std::runtime_error(fmt::format("http.listen: socket: {}", std::strerror(errno)));
+    if (!listener_.valid())
+        throw std::runtime_error(fmt::format("http.listen: socket: {}", std::strerror(errno)));
     int one = 1;
     setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
     inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
-    if (bind(listener_.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || listen(listener_.get(), 64) != 0) {
-        throw std::runtime_error(fmt::format("http.listen: cannot listen on {}:{}: {}", host, port, std::strerror(errno)));
+    if (bind(listener_.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+        listen(listener_.get(), 64) != 0) {
+        throw std::runtime_error(fmt::format("http.listen: cannot listen on {}:{}: {}", host, port,
+                                             std::strerror(errno)));
     }
     socklen_t len = sizeof addr;
     getsockname(listener_.get(), reinterpret_cast<sockaddr *>(&addr), &len);
@@ -123,7 +135,9 @@ void MetricsServer::OnClient(int fd, uint32_t events) {
         size_t end = c.in.find("\r\n\r\n");
         if (end == std::string::npos) {
             if (c.in.size() > kMaxHead) {
-                c.out = fmt::format("HTTP/1.1 431 {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", Reason(431));
+                c.out =
+                    fmt::format("HTTP/1.1 431 {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                                Reason(431));
             } else {
                 return;
             }
@@ -141,8 +155,10 @@ void MetricsServer::OnClient(int fd, uint32_t events) {
                 reply = route_(path);
             }
             std::string extra = reply.status == 405 ? "Allow: GET, HEAD\r\n" : "";
-            c.out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
-                                reply.status, Reason(reply.status), reply.content_type, reply.body.size(), extra);
+            c.out = fmt::format(
+                "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: "
+                "close\r\n\r\n",
+                reply.status, Reason(reply.status), reply.content_type, reply.body.size(), extra);
             if (method != "HEAD") c.out += reply.body;
         }
         c.responding = true;

@@ -23,7 +23,7 @@ struct HttpReply {
 };
 
 class MetricsServer {
-public:
+  public:
     using Route = std::function<HttpReply(const std::string &path)>;
 
     MetricsServer(EventLoop &loop, Route route);
@@ -32,7 +32,7 @@ public:
     void Listen(const std::string &host, int port);
     int port() const { return port_; }
 
-private:
+  private:
     struct Client;
     void Accept();
     void OnClient(int fd, uint32_t events);

@@ -22,7 +22,8 @@ PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks
       options_(std::move(options)),
       callbacks_(std::move(callbacks)),
       backoff_(options_.reconnect_min, options_.reconnect_max,
-               static_cast<uint64_t>(getpid()) * 7919u + static_cast<uint64_t>(SteadyClock::now().time_since_epoch().count())) {}
+               static_cast<uint64_t>(getpid()) * 7919u +
+                   static_cast<uint64_t>(SteadyClock::now().time_since_epoch().count())) {}
 
 PgConnection::~PgConnection() { Close(); }
 
@@ -55,8 +56,13 @@ void PgConnection::BeginConnect() {
     // expanded as a connection string; empty values fall back to PG* vars.
     // Keepalives notice a silently dead server on the idle listen
     // connection within about a minute instead of hours.
-    const char *keywords[] = {"application_name", "client_encoding", "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", "dbname", nullptr};
+    const char *keywords[] = {"application_name",
+                              "client_encoding",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "dbname",
+                              nullptr};
     const char *values[] = {"jobq-runner", "UTF8", "30", "10", "3", options_.dsn.c_str(), nullptr};
     conn_.reset(PQconnectStartParams(keywords, values, 1));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
@@ -76,11 +82,19 @@ void PgConnection::BeginConnect() {
 void PgConnection::ConnectStep() {
     PostgresPollingStatusType status = PQconnectPoll(conn_.get());
     switch (status) {
-        case PGRES_POLLING_READING: WatchSocket(EPOLLIN); return;
-        case PGRES_POLLING_WRITING: WatchSocket(EPOLLOUT); return;
-        case PGRES_POLLING_FAILED: Lost(Trimmed(PQerrorMessage(conn_.get()))); return;
-        case PGRES_POLLING_OK: break;
-        default: return;
+        case PGRES_POLLING_READING:
+            WatchSocket(EPOLLIN);
+            return;
+        case PGRES_POLLING_WRITING:
+            WatchSocket(EPOLLOUT);
+            return;
+        case PGRES_POLLING_FAILED:
+            Lost(Trimmed(PQerrorMessage(conn_.get())));
+            return;
+        case PGRES_POLLING_OK:
+            break;
+        default:
+            return;
     }
     loop_.Cancel(deadline_timer_);
     connecting_ = false;
@@ -133,7 +147,8 @@ void PgConnection::DrainNotifies() {
     }
 }
 
-bool PgConnection::Send(const std::string &sql, const std::vector<std::optional<std::string>> &params,
+bool PgConnection::Send(const std::string &sql,
+                        const std::vector<std::optional<std::string>> &params,
                         OutcomeCallback callback) {
     if (!idle()) return false;
     std::vector<const char *> values;
@@ -191,7 +206,8 @@ void PgConnection::ReadResults() {
         }
         PgResult result(raw);
         ExecStatusType status = PQresultStatus(raw);
-        if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
+        if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE ||
+            status == PGRES_NONFATAL_ERROR) {
             if (first_error_.empty()) {
                 const char *primary = PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY);
                 first_error_ = primary ? primary : Trimmed(PQresultErrorMessage(raw));

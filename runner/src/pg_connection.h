@@ -49,7 +49,7 @@ struct PgOutcome {
 };
 
 class PgConnection {
-public:
+  public:
     struct Options {
         std::string dsn;
         std::string role;  // "listen" or "work", for logs
@@ -82,7 +82,7 @@ public:
     bool Send(const std::string &sql, const std::vector<std::optional<std::string>> &params,
               OutcomeCallback callback);
 
-private:
+  private:
     void BeginConnect();
     void ConnectStep();
     void OnSocket(uint32_t events);

@@ -24,10 +24,14 @@ constexpr Millis kClaimErrorPause{5'000};
 
 const char *OutcomeName(OutcomeKind kind) {
     switch (kind) {
-        case OutcomeKind::kComplete: return "complete";
-        case OutcomeKind::kRetry: return "retry";
-        case OutcomeKind::kFail: return "fail";
-        case OutcomeKind::kDiscard: return "discard";
+        case OutcomeKind::kComplete:
+            return "complete";
+        case OutcomeKind::kRetry:
+            return "retry";
+        case OutcomeKind::kFail:
+            return "fail";
+        case OutcomeKind::kDiscard:
+            return "discard";
     }
     return "?";
 }
@@ -39,7 +43,7 @@ bool TransientSqlState(const std::string &state) {
 }
 
 class NoopExecution : public Execution {
-public:
+  public:
     NoopExecution(EventLoop &loop, DoneCallback done) : loop_(loop) {
         timer_ = loop_.After(Millis(0), [this, done = std::move(done)] {
             timer_ = 0;
@@ -48,7 +52,7 @@ public:
     }
     ~NoopExecution() override { loop_.Cancel(timer_); }
 
-private:
+  private:
     EventLoop &loop_;
     EventLoop::TimerId timer_ = 0;
 };
@@ -78,7 +82,8 @@ void Runner::SetUpSignals() {
     if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) throw std::runtime_error("sigprocmask failed");
     signal(SIGPIPE, SIG_IGN);
     signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
-    if (!signal_fd_.valid()) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+    if (!signal_fd_.valid())
+        throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
     loop_.Watch(signal_fd_.get(), EPOLLIN, [this](uint32_t) { OnSignal(); });
 }
 
@@ -86,21 +91,27 @@ void Runner::OnSignal() {
     signalfd_siginfo info;
     while (read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
         switch (info.ssi_signo) {
-            case SIGCHLD: reaper_.ReapAll(); break;
-            case SIGHUP: Log(LogLevel::kWarn, "SIGHUP ignored: restart the runner to change its config"); break;
+            case SIGCHLD:
+                reaper_.ReapAll();
+                break;
+            case SIGHUP:
+                Log(LogLevel::kWarn, "SIGHUP ignored: restart the runner to change its config");
+                break;
             case SIGTERM:
             case SIGINT:
                 if (!draining_) {
                     BeginDrain();
                 } else {
-                    Log(LogLevel::kWarn, "second signal: exiting at once", {{"running", std::to_string(jobs_.size())}});
+                    Log(LogLevel::kWarn, "second signal: exiting at once",
+                        {{"running", std::to_string(jobs_.size())}});
                     jobs_.clear();  // SIGKILL to every handler's process group
                     exit_code_ = 1;
                     loop_.Stop();
                     return;
                 }
                 break;
-            default: break;
+            default:
+                break;
         }
     }
 }
@@ -110,7 +121,8 @@ int Runner::Run() {
     constexpr int kCurlShards = 16;
     bool any_http = false;
     for (const QueueConfig &q : config_.queues) any_http |= q.handler == HandlerKind::kHttp;
-    for (int i = 0; any_http && i < kCurlShards; ++i) curl_.push_back(std::make_unique<CurlMulti>(loop_));
+    for (int i = 0; any_http && i < kCurlShards; ++i)
+        curl_.push_back(std::make_unique<CurlMulti>(loop_));
     std::string worker = config_.worker;
     if (worker.empty()) {
         char host[256] = "unknown";
@@ -122,21 +134,25 @@ int Runner::Run() {
         std::string host;
         int port;
         ParseListen("http.listen", config_.listen, &host, &port);
-        http_server_ = std::make_unique<MetricsServer>(loop_, [this](const std::string &path) { return Route(path); });
+        http_server_ = std::make_unique<MetricsServer>(
+            loop_, [this](const std::string &path) { return Route(path); });
         http_server_->Listen(host, port);
     }
 
-    PgConnection::Options work_options{config_.dsn, "work", Millis(10'000), config_.query_timeout,
+    PgConnection::Options work_options{config_.dsn,           "work",
+                                       Millis(10'000),        config_.query_timeout,
                                        config_.reconnect_min, config_.reconnect_max};
     PgConnection::Options listen_options = work_options;
     listen_options.role = "listen";
-    work_ = std::make_unique<PgConnection>(loop_, work_options, PgConnection::Callbacks{[this] { WantAll(); }, nullptr, nullptr});
+    work_ = std::make_unique<PgConnection>(
+        loop_, work_options, PgConnection::Callbacks{[this] { WantAll(); }, nullptr, nullptr});
     listen_ = std::make_unique<PgConnection>(
         loop_, listen_options,
         PgConnection::Callbacks{
             [this] {
                 listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
-                    if (o.failure == PgFailure::kSql) Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
+                    if (o.failure == PgFailure::kSql)
+                        Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
                 });
                 // Notifications sent while we were away are lost: look now.
                 WantAll();
@@ -166,8 +182,13 @@ int Runner::Run() {
     std::string start_line = "jobq-runner: running, Ctrl+C to stop\n";
     ssize_t ignored = write(STDERR_FILENO, start_line.data(), start_line.size());
     (void)ignored;
-    Log(LogLevel::kInfo, "config", {{"worker", worker}, {"queues", std::to_string(queues_.size())},
-                                    {"listen", http_server_ ? fmt::format("{}:{}", config_.listen.substr(0, config_.listen.rfind(':')), http_server_->port()) : "off"}});
+    Log(LogLevel::kInfo, "config",
+        {{"worker", worker},
+         {"queues", std::to_string(queues_.size())},
+         {"listen", http_server_
+                        ? fmt::format("{}:{}", config_.listen.substr(0, config_.listen.rfind(':')),
+                                      http_server_->port())
+                        : "off"}});
     loop_.Run();
     jobs_.clear();
     listen_->Close();
@@ -183,7 +204,8 @@ HttpReply Runner::Route(const std::string &path) {
     HttpReply reply;
     if (path == "/metrics") {
         reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        reply.body = metrics_.Render(static_cast<uint64_t>(work_->reconnects() + listen_->reconnects()), work_->ready());
+        reply.body = metrics_.Render(
+            static_cast<uint64_t>(work_->reconnects() + listen_->reconnects()), work_->ready());
     } else if (path == "/healthz") {
         if (draining_) {
             reply.status = 503;
@@ -227,7 +249,8 @@ void Runner::OnGraceExpired() {
     }
     flush_timer_ = loop_.After(kFlushBudget, [this] {
         flush_timer_ = 0;
-        Log(LogLevel::kError, "could not settle every job before exiting; they return to the queue after their lease",
+        Log(LogLevel::kError,
+            "could not settle every job before exiting; they return to the queue after their lease",
             {{"unsettled", std::to_string(jobs_.size())}});
         exit_code_ = 1;
         loop_.Stop();
@@ -254,17 +277,20 @@ void Runner::SendSettles() {
     pending_ = SettleBatch{};
     Statement st = BuildSettleStatement(batch);
     TimePoint sent = EventLoop::Now();
-    work_->Send(st.sql, st.params, [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
-        OnSettled(std::move(batch), sent, std::move(outcome));
-    });
+    work_->Send(st.sql, st.params,
+                [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
+                    OnSettled(std::move(batch), sent, std::move(outcome));
+                });
 }
 
 void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
     if (outcome.failure != PgFailure::kNone) {
-        bool retry = outcome.failure == PgFailure::kConnection || TransientSqlState(outcome.sqlstate);
+        bool retry =
+            outcome.failure == PgFailure::kConnection || TransientSqlState(outcome.sqlstate);
         for (const HeartbeatItem &h : batch.heartbeats) {
             auto it = jobs_.find(h.id);
-            if (it != jobs_.end() && it->second.claimed.token == h.token) it->second.heartbeat_pending = false;
+            if (it != jobs_.end() && it->second.claimed.token == h.token)
+                it->second.heartbeat_pending = false;
         }
         if (retry) {
             // Outcome unknown or transient: settle again (idempotent per token).
@@ -274,15 +300,19 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
             return;
         }
         Log(LogLevel::kError, "settle failed; these jobs return to the queue after their lease",
-            {{"error", outcome.error}, {"sqlstate", outcome.sqlstate}, {"jobs", std::to_string(batch.size())}});
+            {{"error", outcome.error},
+             {"sqlstate", outcome.sqlstate},
+             {"jobs", std::to_string(batch.size())}});
         for (auto &c : batch.completes) EraseJob(c.id, c.token);
         for (auto &f : batch.fails) EraseJob(f.id, f.token);
         for (auto &r : batch.releases) EraseJob(r.id, r.token);
         return;
     }
     SettleAcks acks = ParseSettleResult(outcome.result.get());
-    Log(LogLevel::kDebug, "settled", {{"settles", std::to_string(batch.size())},
-                                      {"round_trip", fmt::format("{:.3f}s", std::chrono::duration<double>(EventLoop::Now() - sent).count())}});
+    Log(LogLevel::kDebug, "settled",
+        {{"settles", std::to_string(batch.size())},
+         {"round_trip",
+          fmt::format("{:.3f}s", std::chrono::duration<double>(EventLoop::Now() - sent).count())}});
     // The queue of the claim a settle was for ("" if it is gone already).
     auto queue_of = [this](int64_t id, int64_t token) -> std::string {
         auto it = jobs_.find(id);
@@ -295,10 +325,12 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
         if (acks.completed.count(c.id)) {
             ++m.completed;
-            Log(LogLevel::kInfo, "job completed", {{"job", std::to_string(c.id)}, {"queue", queue}});
+            Log(LogLevel::kInfo, "job completed",
+                {{"job", std::to_string(c.id)}, {"queue", queue}});
         } else {
             ++m.refused;
-            Log(LogLevel::kWarn, "completion refused: the lease was no longer ours", {{"job", std::to_string(c.id)}, {"queue", queue}});
+            Log(LogLevel::kWarn, "completion refused: the lease was no longer ours",
+                {{"job", std::to_string(c.id)}, {"queue", queue}});
         }
         EraseJob(c.id, c.token);
     }
@@ -308,12 +340,19 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         auto it = acks.failed.find(f.id);
         if (it != acks.failed.end()) {
             ++m.failed;
-            if (it->second == "dead") ++m.dead;
-            else ++m.retried;
-            Log(LogLevel::kInfo, "job failed", {{"job", std::to_string(f.id)}, {"queue", queue}, {"state", it->second}, {"error", f.error}});
+            if (it->second == "dead")
+                ++m.dead;
+            else
+                ++m.retried;
+            Log(LogLevel::kInfo, "job failed",
+                {{"job", std::to_string(f.id)},
+                 {"queue", queue},
+                 {"state", it->second},
+                 {"error", f.error}});
         } else {
             ++m.refused;
-            Log(LogLevel::kWarn, "failure refused: the lease was no longer ours", {{"job", std::to_string(f.id)}, {"queue", queue}});
+            Log(LogLevel::kWarn, "failure refused: the lease was no longer ours",
+                {{"job", std::to_string(f.id)}, {"queue", queue}});
         }
         EraseJob(f.id, f.token);
     }
@@ -332,10 +371,13 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         if (!job.execution) continue;  // ended meanwhile; its settle decides
         auto ack = acks.heartbeats.find(h.id);
         if (ack == acks.heartbeats.end()) {
-            StopJob(job, "job no longer held (cancelled, rescued or settled elsewhere); handler stopped");
+            StopJob(
+                job,
+                "job no longer held (cancelled, rescued or settled elsewhere); handler stopped");
             continue;
         }
-        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(ack->second));
+        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(
+                                        std::chrono::duration<double>(ack->second));
         job.next_heartbeat = now + HeartbeatInterval(job);
     }
 }
@@ -422,7 +464,9 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
                     } else {
                         q.blocked_until = now + kClaimErrorPause;
                         Log(LogLevel::kError, "claim failed",
-                            {{"queue", r.queue}, {"error", outcome.error}, {"sqlstate", outcome.sqlstate},
+                            {{"queue", r.queue},
+                             {"error", outcome.error},
+                             {"sqlstate", outcome.sqlstate},
                              {"retry_in", FormatDuration(kClaimErrorPause)}});
                     }
                 }
@@ -437,8 +481,10 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
     }
     const PGresult *res = outcome.result.get();
     int rows = res ? PQntuples(res) : 0;
-    Log(LogLevel::kDebug, "claimed", {{"jobs", std::to_string(rows)},
-                                      {"round_trip", fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
+    Log(LogLevel::kDebug, "claimed",
+        {{"jobs", std::to_string(rows)},
+         {"round_trip",
+          fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
     std::unordered_map<std::string, int> got;
     for (int i = 0; i < rows; ++i) {
         ClaimedJob c;
@@ -447,7 +493,8 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
         c.payload = PQgetvalue(res, i, 2);
         c.attempt = std::atoi(PQgetvalue(res, i, 3));
         c.token = std::strtoll(PQgetvalue(res, i, 4), nullptr, 10);
-        double remaining = PQgetisnull(res, i, 5) ? 0.0 : std::strtod(PQgetvalue(res, i, 5), nullptr);
+        double remaining =
+            PQgetisnull(res, i, 5) ? 0.0 : std::strtod(PQgetvalue(res, i, 5), nullptr);
         QueueState *queue = nullptr;
         for (QueueState &q : queues_) {
             if (q.config->name == c.queue) queue = &q;
@@ -458,8 +505,10 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
         Job job;
         job.claimed = std::move(c);
         job.queue = queue;
-        job.lease_length = std::chrono::duration_cast<Millis>(std::chrono::duration<double>(remaining));
-        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(remaining));
+        job.lease_length =
+            std::chrono::duration_cast<Millis>(std::chrono::duration<double>(remaining));
+        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(
+                                        std::chrono::duration<double>(remaining));
         int64_t id = job.claimed.id;
         auto old = jobs_.find(id);
         if (old != jobs_.end()) {
@@ -504,11 +553,21 @@ void Runner::StartHandler(Job &job) {
     job.queue->running++;
     metrics_.queue(qc.name).running++;
     DoneCallback done = [this, id](Outcome o) { OnHandlerDone(id, std::move(o)); };
-    Log(LogLevel::kInfo, "job started", {{"job", std::to_string(id)}, {"queue", qc.name}, {"attempt", std::to_string(job.claimed.attempt)}});
+    Log(LogLevel::kInfo, "job started",
+        {{"job", std::to_string(id)},
+         {"queue", qc.name},
+         {"attempt", std::to_string(job.claimed.attempt)}});
     switch (qc.handler) {
-        case HandlerKind::kNoop: job.execution = std::make_unique<NoopExecution>(loop_, std::move(done)); break;
-        case HandlerKind::kExec: job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done)); break;
-        case HandlerKind::kHttp: job.execution = StartHttp(loop_, *curl_[static_cast<size_t>(id) % curl_.size()], qc, job.claimed, std::move(done)); break;
+        case HandlerKind::kNoop:
+            job.execution = std::make_unique<NoopExecution>(loop_, std::move(done));
+            break;
+        case HandlerKind::kExec:
+            job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done));
+            break;
+        case HandlerKind::kHttp:
+            job.execution = StartHttp(loop_, *curl_[static_cast<size_t>(id) % curl_.size()], qc,
+                                      job.claimed, std::move(done));
+            break;
     }
 }
 
@@ -524,16 +583,24 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
     double seconds = std::chrono::duration<double>(EventLoop::Now() - job.started).count();
     m.duration.Observe(seconds);
     if (outcome.kind == OutcomeKind::kComplete) {
-        Log(LogLevel::kInfo, "job finished", {{"job", std::to_string(id)}, {"queue", queue}, {"outcome", "complete"},
-                                              {"duration", fmt::format("{:.3f}s", seconds)}});
+        Log(LogLevel::kInfo, "job finished",
+            {{"job", std::to_string(id)},
+             {"queue", queue},
+             {"outcome", "complete"},
+             {"duration", fmt::format("{:.3f}s", seconds)}});
     } else {
-        Log(LogLevel::kInfo, "job finished", {{"job", std::to_string(id)}, {"queue", queue}, {"outcome", OutcomeName(outcome.kind)},
-                                              {"duration", fmt::format("{:.3f}s", seconds)}, {"error", outcome.error}});
+        Log(LogLevel::kInfo, "job finished",
+            {{"job", std::to_string(id)},
+             {"queue", queue},
+             {"outcome", OutcomeName(outcome.kind)},
+             {"duration", fmt::format("{:.3f}s", seconds)},
+             {"error", outcome.error}});
     }
     DropPendingHeartbeat(id);
     job.settling = true;
     if (outcome.kind == OutcomeKind::kComplete) {
-        pending_.completes.push_back(CompleteItem{id, job.claimed.token, std::move(outcome.result)});
+        pending_.completes.push_back(
+            CompleteItem{id, job.claimed.token, std::move(outcome.result)});
     } else {
         std::string error = SanitizeText(outcome.error);
         if (error.empty()) error = "failed";
@@ -552,12 +619,14 @@ void Runner::Maintain() {
             fenced.push_back(id);
         } else if (now >= job.next_heartbeat && !job.heartbeat_pending) {
             job.heartbeat_pending = true;
-            pending_.heartbeats.push_back(HeartbeatItem{id, job.claimed.token, job.queue->config->lease});
+            pending_.heartbeats.push_back(
+                HeartbeatItem{id, job.claimed.token, job.queue->config->lease});
         }
     }
     for (int64_t id : fenced) {
         auto it = jobs_.find(id);
-        if (it != jobs_.end()) StopJob(it->second, "lease could not be extended in time; handler stopped (fenced)");
+        if (it != jobs_.end())
+            StopJob(it->second, "lease could not be extended in time; handler stopped (fenced)");
     }
 }
 

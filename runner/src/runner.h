@@ -38,13 +38,13 @@
 namespace jobq {
 
 class Runner {
-public:
+  public:
     explicit Runner(Config config);
     ~Runner();
     // Runs until shut down; returns the process exit status.
     int Run();
 
-private:
+  private:
     struct QueueState {
         const QueueConfig *config;
         int running = 0;

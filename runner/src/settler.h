@@ -53,14 +53,18 @@ struct SettleBatch {
     std::vector<FailItem> fails;
     std::vector<HeartbeatItem> heartbeats;
     std::vector<ReleaseItem> releases;
-    bool empty() const { return completes.empty() && fails.empty() && heartbeats.empty() && releases.empty(); }
-    size_t size() const { return completes.size() + fails.size() + heartbeats.size() + releases.size(); }
+    bool empty() const {
+        return completes.empty() && fails.empty() && heartbeats.empty() && releases.empty();
+    }
+    size_t size() const {
+        return completes.size() + fails.size() + heartbeats.size() + releases.size();
+    }
 };
 
 struct SettleAcks {
     std::set<int64_t> completed;
-    std::map<int64_t, std::string> failed;      // id -> new state (retryable | dead)
-    std::map<int64_t, double> heartbeats;       // id -> seconds of lease left
+    std::map<int64_t, std::string> failed;  // id -> new state (retryable | dead)
+    std::map<int64_t, double> heartbeats;   // id -> seconds of lease left
     std::set<int64_t> released;
 };
 

@@ -17,7 +17,8 @@ using jobq::Millis;
 namespace {
 
 std::optional<std::string> FakeEnv(const std::string &name) {
-    static const std::map<std::string, std::string> env = {{"HOOK_SECRET", "s3cret"}, {"EMPTY", ""}};
+    static const std::map<std::string, std::string> env = {{"HOOK_SECRET", "s3cret"},
+                                                           {"EMPTY", ""}};
     auto it = env.find(name);
     if (it == env.end()) return std::nullopt;
     return it->second;
@@ -26,7 +27,8 @@ std::optional<std::string> FakeEnv(const std::string &name) {
 Config Parse(const std::string &text) { return jobq::ParseConfig(text, "test.toml", FakeEnv); }
 
 // Expects a ConfigError whose message starts with `key` and contains `fragment`.
-void ExpectError(const std::string &text, const std::string &key, const std::string &fragment = "") {
+void ExpectError(const std::string &text, const std::string &key,
+                 const std::string &fragment = "") {
     try {
         Parse(text);
         ADD_FAILURE() << "no error for:\n" << text;
@@ -37,7 +39,8 @@ void ExpectError(const std::string &text, const std::string &key, const std::str
     }
 }
 
-const char *kMinimalExec = "[queues.q]\nhandler = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"true\"]\n";
+const char *kMinimalExec =
+    "[queues.q]\nhandler = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"true\"]\n";
 
 }  // namespace
 
@@ -134,7 +137,9 @@ TEST(Config, IntegerDurationsAreSeconds) {
 }
 
 TEST(Config, WhsecSecretIsDecoded) {
-    Config c = Parse("[queues.h]\nhandler = \"http\"\nurl = \"http://127.0.0.1/\"\nsecret = \"whsec_Zm9vYmFy\"\n");
+    Config c = Parse(
+        "[queues.h]\nhandler = \"http\"\nurl = \"http://127.0.0.1/\"\nsecret = "
+        "\"whsec_Zm9vYmFy\"\n");
     EXPECT_EQ(c.queues[0].secret_key, "foobar");
 }
 
@@ -145,26 +150,37 @@ TEST(ConfigErrors, TopLevel) {
     ExpectError("[queues]\n", "queues", "missing");
     ExpectError(std::string("[bogus]\n") + kMinimalExec, "bogus", "unknown setting");
     ExpectError(std::string("database = 1\n") + kMinimalExec, "database", "must be a table");
-    ExpectError(std::string("[database]\ndsn = 5\n") + kMinimalExec, "database.dsn", "must be a string");
-    ExpectError(std::string("[database]\nhost = \"x\"\n") + kMinimalExec, "database.host", "unknown setting");
+    ExpectError(std::string("[database]\ndsn = 5\n") + kMinimalExec, "database.dsn",
+                "must be a string");
+    ExpectError(std::string("[database]\nhost = \"x\"\n") + kMinimalExec, "database.host",
+                "unknown setting");
 }
 
 TEST(ConfigErrors, HttpListen) {
-    ExpectError(std::string("[http]\nlisten = \"9187\"\n") + kMinimalExec, "http.listen", "host:port");
-    ExpectError(std::string("[http]\nlisten = \"example.com:80\"\n") + kMinimalExec, "http.listen", "IPv4");
-    ExpectError(std::string("[http]\nlisten = \"127.0.0.1:99999\"\n") + kMinimalExec, "http.listen", "port");
-    ExpectError(std::string("[http]\nlisten = \"127.0.0.1:\"\n") + kMinimalExec, "http.listen", "port");
+    ExpectError(std::string("[http]\nlisten = \"9187\"\n") + kMinimalExec, "http.listen",
+                "host:port");
+    ExpectError(std::string("[http]\nlisten = \"example.com:80\"\n") + kMinimalExec, "http.listen",
+                "IPv4");
+    ExpectError(std::string("[http]\nlisten = \"127.0.0.1:99999\"\n") + kMinimalExec, "http.listen",
+                "port");
+    ExpectError(std::string("[http]\nlisten = \"127.0.0.1:\"\n") + kMinimalExec, "http.listen",
+                "port");
     ExpectError(std::string("[http]\nport = 1\n") + kMinimalExec, "http.port", "unknown setting");
 }
 
 TEST(ConfigErrors, Runner) {
-    ExpectError(std::string("[runner]\npoll_interval = \"soon\"\n") + kMinimalExec, "runner.poll_interval", "invalid duration");
-    ExpectError(std::string("[runner]\npoll_interval = \"0s\"\n") + kMinimalExec, "runner.poll_interval", "greater than zero");
-    ExpectError(std::string("[runner]\ngrace_period = true\n") + kMinimalExec, "runner.grace_period", "duration");
+    ExpectError(std::string("[runner]\npoll_interval = \"soon\"\n") + kMinimalExec,
+                "runner.poll_interval", "invalid duration");
+    ExpectError(std::string("[runner]\npoll_interval = \"0s\"\n") + kMinimalExec,
+                "runner.poll_interval", "greater than zero");
+    ExpectError(std::string("[runner]\ngrace_period = true\n") + kMinimalExec,
+                "runner.grace_period", "duration");
     ExpectError(std::string("[runner]\nworker = \"\"\n") + kMinimalExec, "runner.worker", "empty");
-    ExpectError(std::string("[runner]\nreconnect_min = \"2s\"\nreconnect_max = \"1s\"\n") + kMinimalExec,
-                "runner.reconnect_max", "reconnect_min");
-    ExpectError(std::string("[runner]\nthreads = 4\n") + kMinimalExec, "runner.threads", "unknown setting");
+    ExpectError(
+        std::string("[runner]\nreconnect_min = \"2s\"\nreconnect_max = \"1s\"\n") + kMinimalExec,
+        "runner.reconnect_max", "reconnect_min");
+    ExpectError(std::string("[runner]\nthreads = 4\n") + kMinimalExec, "runner.threads",
+                "unknown setting");
 }
 
 TEST(ConfigErrors, QueueBasics) {
@@ -173,43 +189,68 @@ TEST(ConfigErrors, QueueBasics) {
     ExpectError("[queues.q]\nconcurrency = 1\n", "queues.q.handler", "missing");
     ExpectError("[queues.q]\nhandler = \"shell\"\n", "queues.q.handler", "unknown handler");
     ExpectError("[queues.q]\nhandler = 1\n", "queues.q.handler", "must be a string");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nconcurency = 1\n", "queues.q.concurency", "unknown setting");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nconcurrency = 0\n", "queues.q.concurrency", "between");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nconcurrency = \"5\"\n", "queues.q.concurrency", "integer");
-    ExpectError("[queues.q]\nhandler = \"noop\"\ntimeout = \"0s\"\n", "queues.q.timeout", "greater than zero");
-    ExpectError("[queues.q]\nhandler = \"noop\"\ntimeout = \"5 minutes\"\n", "queues.q.timeout", "invalid duration");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"500ms\"\n", "queues.q.lease", "at least 1s");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"10s\"\nheartbeat = \"10s\"\n", "queues.q.heartbeat", "shorter than the lease");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nmax_output = -1\n", "queues.q.max_output", "between");
-    ExpectError("[queues.q]\nhandler = \"noop\"\nurl = \"http://x/\"\n", "queues.q.url", "not valid for handler \"noop\"");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nconcurency = 1\n", "queues.q.concurency",
+                "unknown setting");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nconcurrency = 0\n", "queues.q.concurrency",
+                "between");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nconcurrency = \"5\"\n", "queues.q.concurrency",
+                "integer");
+    ExpectError("[queues.q]\nhandler = \"noop\"\ntimeout = \"0s\"\n", "queues.q.timeout",
+                "greater than zero");
+    ExpectError("[queues.q]\nhandler = \"noop\"\ntimeout = \"5 minutes\"\n", "queues.q.timeout",
+                "invalid duration");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"500ms\"\n", "queues.q.lease",
+                "at least 1s");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"10s\"\nheartbeat = \"10s\"\n",
+                "queues.q.heartbeat", "shorter than the lease");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nmax_output = -1\n", "queues.q.max_output",
+                "between");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nurl = \"http://x/\"\n", "queues.q.url",
+                "not valid for handler \"noop\"");
 }
 
 TEST(ConfigErrors, Exec) {
     ExpectError("[queues.q]\nhandler = \"exec\"\n", "queues.q.command", "missing");
-    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = []\n", "queues.q.command", "non-empty array");
-    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = \"/bin/true\"\n", "queues.q.command", "non-empty array");
-    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = [\"/bin/true\", 3]\n", "queues.q.command", "non-empty array");
-    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = [\"/nonexistent/cmd\"]\n", "queues.q.command", "not executable");
-    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = [\"no-such-command-jobq\"]\n", "queues.q.command", "not found in PATH");
-    ExpectError(std::string(kMinimalExec) + "retry_exit_code = 0\n", "queues.q.retry_exit_code", "between");
-    ExpectError(std::string(kMinimalExec) + "discard_exit_code = 75\n", "queues.q.discard_exit_code", "differ");
-    ExpectError(std::string(kMinimalExec) + "kill_grace = \"x\"\n", "queues.q.kill_grace", "invalid duration");
-    ExpectError(std::string(kMinimalExec) + "secret = \"x\"\n", "queues.q.secret", "not valid for handler \"exec\"");
+    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = []\n", "queues.q.command",
+                "non-empty array");
+    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = \"/bin/true\"\n", "queues.q.command",
+                "non-empty array");
+    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = [\"/bin/true\", 3]\n",
+                "queues.q.command", "non-empty array");
+    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = [\"/nonexistent/cmd\"]\n",
+                "queues.q.command", "not executable");
+    ExpectError("[queues.q]\nhandler = \"exec\"\ncommand = [\"no-such-command-jobq\"]\n",
+                "queues.q.command", "not found in PATH");
+    ExpectError(std::string(kMinimalExec) + "retry_exit_code = 0\n", "queues.q.retry_exit_code",
+                "between");
+    ExpectError(std::string(kMinimalExec) + "discard_exit_code = 75\n",
+                "queues.q.discard_exit_code", "differ");
+    ExpectError(std::string(kMinimalExec) + "kill_grace = \"x\"\n", "queues.q.kill_grace",
+                "invalid duration");
+    ExpectError(std::string(kMinimalExec) + "secret = \"x\"\n", "queues.q.secret",
+                "not valid for handler \"exec\"");
 }
 
 TEST(ConfigErrors, Http) {
     const std::string head = "[queues.h]\nhandler = \"http\"\n";
     ExpectError(head + "secret = \"x\"\n", "queues.h.url", "missing");
-    ExpectError(head + "url = \"ftp://x/\"\nsecret = \"x\"\n", "queues.h.url", "http:// or https://");
+    ExpectError(head + "url = \"ftp://x/\"\nsecret = \"x\"\n", "queues.h.url",
+                "http:// or https://");
     ExpectError(head + "url = \"http://x/a b\"\nsecret = \"x\"\n", "queues.h.url", "whitespace");
     ExpectError(head + "url = \"http://x/\"\n", "queues.h.secret_env", "missing");
-    ExpectError(head + "url = \"http://x/\"\nsecret_env = \"NOPE\"\n", "queues.h.secret_env", "NOPE is not set");
-    ExpectError(head + "url = \"http://x/\"\nsecret_env = \"EMPTY\"\n", "queues.h.secret_env", "not set or empty");
-    ExpectError(head + "url = \"http://x/\"\nsecret = \"\"\n", "queues.h.secret", "must not be empty");
-    ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\nsecret_env = \"HOOK_SECRET\"\n", "queues.h.secret", "not both");
+    ExpectError(head + "url = \"http://x/\"\nsecret_env = \"NOPE\"\n", "queues.h.secret_env",
+                "NOPE is not set");
+    ExpectError(head + "url = \"http://x/\"\nsecret_env = \"EMPTY\"\n", "queues.h.secret_env",
+                "not set or empty");
+    ExpectError(head + "url = \"http://x/\"\nsecret = \"\"\n", "queues.h.secret",
+                "must not be empty");
+    ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\nsecret_env = \"HOOK_SECRET\"\n",
+                "queues.h.secret", "not both");
     ExpectError(head + "url = \"http://x/\"\nsecret = \"whsec_!!\"\n", "queues.h.secret", "base64");
-    ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\nca_file = \"/nonexistent.pem\"\n", "queues.h.ca_file", "cannot read");
-    ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\ncommand = [\"/bin/true\"]\n", "queues.h.command", "not valid for handler \"http\"");
+    ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\nca_file = \"/nonexistent.pem\"\n",
+                "queues.h.ca_file", "cannot read");
+    ExpectError(head + "url = \"http://x/\"\nsecret = \"a\"\ncommand = [\"/bin/true\"]\n",
+                "queues.h.command", "not valid for handler \"http\"");
 }
 
 // The shipped example must stay valid (it runs from the repository root).

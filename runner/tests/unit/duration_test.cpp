@@ -23,7 +23,8 @@ TEST(Duration, CombinationsAndFractions) {
 }
 
 TEST(Duration, Rejects) {
-    for (const char *bad : {"", " ", "30", "s", "3x", "-1s", "1.2.3s", ".s", "1sec", "1 s", "1s2", "ms", "1e3s"}) {
+    for (const char *bad :
+         {"", " ", "30", "s", "3x", "-1s", "1.2.3s", ".s", "1sec", "1 s", "1s2", "ms", "1e3s"}) {
         EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
     }
 }

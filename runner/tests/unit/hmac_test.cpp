@@ -19,7 +19,8 @@ std::string Hex(const std::string &bytes) {
 
 std::string Unhex(const std::string &hex) {
     std::string out;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
     return out;
 }
 
@@ -39,7 +40,8 @@ TEST(HmacSha256, Rfc4231Case3) {
               "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
 }
 TEST(HmacSha256, Rfc4231Case4) {
-    EXPECT_EQ(Hex(jobq::HmacSha256(Unhex("0102030405060708090a0b0c0d0e0f10111213141516171819"), std::string(50, '\xcd'))),
+    EXPECT_EQ(Hex(jobq::HmacSha256(Unhex("0102030405060708090a0b0c0d0e0f10111213141516171819"),
+                                   std::string(50, '\xcd'))),
               "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
 }
 TEST(HmacSha256, Rfc4231Case5Truncated) {
@@ -47,14 +49,17 @@ TEST(HmacSha256, Rfc4231Case5Truncated) {
               "a3b6167473100ee06e0c796c2955552b");
 }
 TEST(HmacSha256, Rfc4231Case6) {
-    EXPECT_EQ(Hex(jobq::HmacSha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")),
+    EXPECT_EQ(Hex(jobq::HmacSha256(std::string(131, '\xaa'),
+                                   "Test Using Larger Than Block-Size Key - Hash Key First")),
               "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 TEST(HmacSha256, Rfc4231Case7) {
-    EXPECT_EQ(Hex(jobq::HmacSha256(std::string(131, '\xaa'),
-                                   "This is a test using a larger than block-size key and a larger than block-size data. "
-                                   "The key needs to be hashed before being used by the HMAC algorithm.")),
-              "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+    EXPECT_EQ(
+        Hex(jobq::HmacSha256(
+            std::string(131, '\xaa'),
+            "This is a test using a larger than block-size key and a larger than block-size data. "
+            "The key needs to be hashed before being used by the HMAC algorithm.")),
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
 }
 
 TEST(Base64, RoundTripAndPadding) {
@@ -82,7 +87,8 @@ TEST(WebhookSignature, HeaderFormat) {
 TEST(WebhookSignature, StandardWebhooksVector) {
     auto key = jobq::WebhookKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     ASSERT_TRUE(key.has_value());
-    EXPECT_EQ(jobq::WebhookSignature(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", "{\"test\": 2432232314}"),
+    EXPECT_EQ(jobq::WebhookSignature(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+                                     "{\"test\": 2432232314}"),
               "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 

@@ -7,15 +7,17 @@ using jobq::IsJsonbSafe;
 using jobq::JsonQuote;
 
 TEST(JsonText, AcceptsJson) {
-    for (const char *ok : {"{}", "[]", "0", "-1.5e+10", "\"x\"", "true", "null", " {\"a\": [1, 2, {\"b\": null}]} \n",
-                           "\"\\u00e9\\n\"", "\"\\ud83d\\ude00\"", "\"h\xc3\xa9\""}) {
+    for (const char *ok : {"{}", "[]", "0", "-1.5e+10", "\"x\"", "true", "null",
+                           " {\"a\": [1, 2, {\"b\": null}]} \n", "\"\\u00e9\\n\"",
+                           "\"\\ud83d\\ude00\"", "\"h\xc3\xa9\""}) {
         EXPECT_TRUE(IsJsonbSafe(ok)) << ok;
     }
 }
 
 TEST(JsonText, RejectsNonJsonAndWhatJsonbRefuses) {
-    for (const char *bad : {"", "hello", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\u0000\"", "\"\\ud83d\"",
-                            "\"\\ude00\"", "\"a\nb\"", "\"\xff\"", "\"\xc3\"", "{} {}", "NaN", "'x'", "\"\\x\""}) {
+    for (const char *bad :
+         {"", "hello", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\u0000\"", "\"\\ud83d\"",
+          "\"\\ude00\"", "\"a\nb\"", "\"\xff\"", "\"\xc3\"", "{} {}", "NaN", "'x'", "\"\\x\""}) {
         EXPECT_FALSE(IsJsonbSafe(bad)) << bad;
     }
 }

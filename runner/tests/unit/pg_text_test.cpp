@@ -16,7 +16,8 @@ TEST(ArrayLiteral, QuotesEverything) {
     EXPECT_EQ(ArrayLiteral(std::vector<std::string>{"a", "b c"}), "{\"a\",\"b c\"}");
     EXPECT_EQ(ArrayLiteral(std::vector<std::string>{"q\"uote", "back\\slash", "{,}"}),
               "{\"q\\\"uote\",\"back\\\\slash\",\"{,}\"}");
-    EXPECT_EQ(ArrayLiteral(std::vector<std::optional<std::string>>{std::nullopt, "NULL"}), "{NULL,\"NULL\"}");
+    EXPECT_EQ(ArrayLiteral(std::vector<std::optional<std::string>>{std::nullopt, "NULL"}),
+              "{NULL,\"NULL\"}");
 }
 
 TEST(SettleStatement, OnlyNonEmptyParts) {
@@ -40,7 +41,8 @@ TEST(SettleStatement, OnlyNonEmptyParts) {
 }
 
 TEST(ClaimStatement, OneClaimPerQueue) {
-    auto st = jobq::BuildClaimStatement({{"a", 5, std::nullopt}, {"b", 1, jobq::Millis(2000)}}, "host:1");
+    auto st =
+        jobq::BuildClaimStatement({{"a", 5, std::nullopt}, {"b", 1, jobq::Millis(2000)}}, "host:1");
     ASSERT_EQ(st.params.size(), 4u);
     EXPECT_EQ(*st.params[0], "{\"a\",\"b\"}");
     EXPECT_EQ(*st.params[1], "{\"5\",\"1\"}");
@@ -80,9 +82,14 @@ TEST(HttpOutcome, StatusClasses) {
     EXPECT_EQ(o.kind, jobq::OutcomeKind::kComplete);
     EXPECT_EQ(o.result, std::string("{\"ok\":1}"));
     EXPECT_EQ(jobq::HttpOutcome(204, "", false, std::nullopt).result, std::nullopt);
-    EXPECT_EQ(jobq::HttpOutcome(201, "created", false, std::nullopt).result, std::string("\"created\""));
-    for (long s : {408L, 429L, 500L, 502L, 503L}) EXPECT_EQ(jobq::HttpOutcome(s, "", false, std::nullopt).kind, jobq::OutcomeKind::kRetry) << s;
-    for (long s : {400L, 401L, 404L, 410L, 422L}) EXPECT_EQ(jobq::HttpOutcome(s, "", false, std::nullopt).kind, jobq::OutcomeKind::kDiscard) << s;
+    EXPECT_EQ(jobq::HttpOutcome(201, "created", false, std::nullopt).result,
+              std::string("\"created\""));
+    for (long s : {408L, 429L, 500L, 502L, 503L})
+        EXPECT_EQ(jobq::HttpOutcome(s, "", false, std::nullopt).kind, jobq::OutcomeKind::kRetry)
+            << s;
+    for (long s : {400L, 401L, 404L, 410L, 422L})
+        EXPECT_EQ(jobq::HttpOutcome(s, "", false, std::nullopt).kind, jobq::OutcomeKind::kDiscard)
+            << s;
     o = jobq::HttpOutcome(503, "busy", false, 7);
     EXPECT_EQ(o.retry_in, jobq::Millis(7000));
     EXPECT_EQ(o.error, "HTTP 503: busy");
