@@ -74,6 +74,20 @@ ok($node->poll_query_until('postgres',
     'the schedule recovers when its queue accepts jobs again');
 is($node->safe_psql('postgres', 'SELECT pid FROM jobq.worker_status()'), $pid, 'same worker process throughout');
 
+# A C++ exception inside a worker step: a cron expression corrupted behind
+# jobq.schedule()'s back makes the C++ parser throw while the worker
+# evaluates the schedule. It becomes an ordinary ERROR, recorded on the
+# schedule; the worker and the server carry on.
+$node->safe_psql('postgres', q{UPDATE jobq.periodic SET cron = 'not a cron' WHERE name = 'broken'});
+ok($node->poll_query_until('postgres',
+    q{SELECT last_error LIKE 'invalid cron expression%' FROM jobq.schedules WHERE name = 'broken'}),
+    'a C++ exception in the cron parser is recorded as the error of the schedule');
+is($node->safe_psql('postgres', 'SELECT pid FROM jobq.worker_status()'), $pid,
+    'the worker survives a C++ exception in a step');
+ok($node->poll_query_until('postgres',
+    q{SELECT count(*) >= 4 FROM jobq.jobs WHERE payload = '{"kind": "fine"}'}),
+    'other schedules keep running after it');
+
 # Dropping the queue drops its schedules.
 $node->safe_psql('postgres', q{SELECT jobq.drop_queue('strict', force => true)});
 is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq.schedules WHERE name = 'broken'}), '0',

@@ -334,6 +334,7 @@ DECLARE
     s record;
     nxt timestamptz;
     job_id bigint;
+    err text;
 BEGIN
     enqueued := 0;
     FOR s IN SELECT * FROM jobq.periodic p WHERE p.next_tick <= now()
@@ -355,12 +356,17 @@ BEGIN
             WHERE p.name = s.name;
             enqueued := enqueued + 1;
         EXCEPTION WHEN OTHERS THEN
+            err := SQLERRM;
             RAISE WARNING 'jobq: periodic job "%" could not enqueue its tick at %: %',
-                s.name, s.next_tick, SQLERRM;
-            UPDATE jobq.periodic p
-            SET last_error = SQLERRM,
-                next_tick = coalesce(jobq._cron_next(s.cron, s.timezone, now()), 'infinity')
-            WHERE p.name = s.name;
+                s.name, s.next_tick, err;
+            BEGIN
+                nxt := coalesce(jobq._cron_next(s.cron, s.timezone, now()), 'infinity');
+            EXCEPTION WHEN OTHERS THEN
+                -- The schedule itself is broken (e.g. edited behind
+                -- jobq.schedule()'s back): park it until it is replaced.
+                nxt := 'infinity';
+            END;
+            UPDATE jobq.periodic p SET last_error = err, next_tick = nxt WHERE p.name = s.name;
         END;
     END LOOP;
     SELECT min(p.next_tick) INTO next_tick FROM jobq.periodic p;
