@@ -10,11 +10,16 @@
 
 namespace jobq {
 namespace {
+// libpq messages end in a newline and may carry a second line of hints
+// ("Is the server running ..."); the first line says what happened.
 std::string Trimmed(const char *message) {
     std::string s = message ? message : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    s = s.substr(0, s.find('\n'));
+    while (!s.empty() && s.back() == ' ') s.pop_back();
     return s;
 }
+
+constexpr Millis kRepeatFailureLog{60'000};
 }  // namespace
 
 PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks)
@@ -105,9 +110,10 @@ void PgConnection::ConnectStep() {
     WatchSocket(EPOLLIN);
     ready_ = true;
     backoff_.Reset();
+    failures_ = 0;
     if (ever_ready_) {
         ++reconnects_;
-        Log(LogLevel::kWarn, "reconnected to database", {{"conn", options_.role}});
+        Log(LogLevel::kNotice, "reconnected to database", {{"conn", options_.role}});
     }
     ever_ready_ = true;
     Log(LogLevel::kDebug, "connected to database", {{"conn", options_.role}});
@@ -242,8 +248,23 @@ void PgConnection::Lost(const std::string &why) {
     OutcomeCallback callback = std::move(callback_);
     callback_ = nullptr;
     auto delay = backoff_.Next();
-    Log(LogLevel::kWarn, was_ready ? "database connection lost" : "database connection failed",
-        {{"conn", options_.role}, {"error", why}, {"retry_in", FormatDuration(delay)}});
+    // While the database stays down, say so once a minute, not per attempt.
+    TimePoint now = EventLoop::Now();
+    ++failures_;
+    if (was_ready || failures_ == 1 || now - last_failure_log_ >= kRepeatFailureLog) {
+        last_failure_log_ = now;
+        Log(LogLevel::kWarn, was_ready ? "database connection lost" : "database connection failed",
+            {{"conn", options_.role},
+             {"error", why},
+             {"attempts", std::to_string(failures_)},
+             {"retry_in", FormatDuration(delay)}});
+    } else {
+        Log(LogLevel::kDebug, "database connection failed",
+            {{"conn", options_.role},
+             {"error", why},
+             {"attempts", std::to_string(failures_)},
+             {"retry_in", FormatDuration(delay)}});
+    }
     loop_.Cancel(retry_timer_);
     retry_timer_ = loop_.After(delay, [this] {
         retry_timer_ = 0;

@@ -105,6 +105,8 @@ class PgConnection {
     bool flushing_ = false;
     int reconnects_ = 0;
     bool ever_ready_ = false;
+    int failures_ = 0;  // connect attempts failed in a row (or losses)
+    TimePoint last_failure_log_;
     EventLoop::TimerId retry_timer_ = 0;
     EventLoop::TimerId deadline_timer_ = 0;
     OutcomeCallback callback_;

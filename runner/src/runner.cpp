@@ -177,11 +177,11 @@ int Runner::Run() {
     };
     loop_.After(kMaintainEvery, maintain);
 
-    work_->Start();
-    listen_->Start();
     std::string start_line = "jobq-runner: running, Ctrl+C to stop\n";
     ssize_t ignored = write(STDERR_FILENO, start_line.data(), start_line.size());
     (void)ignored;
+    work_->Start();
+    listen_->Start();
     Log(LogLevel::kInfo, "config",
         {{"worker", worker},
          {"queues", std::to_string(queues_.size())},
