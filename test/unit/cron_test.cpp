@@ -11,7 +11,9 @@ using jobq::cron::Parse;
 
 namespace {
 
-CivilTime At(int y, int mo, int d, int h, int mi, int s = 0) { return CivilTime{y, mo, d, h, mi, s}; }
+CivilTime At(int y, int mo, int d, int h, int mi, int s = 0) {
+    return CivilTime{y, mo, d, h, mi, s};
+}
 
 void ExpectNext(const char *expr, CivilTime after, CivilTime expected) {
     auto next = Next(Parse(expr), after);
@@ -38,7 +40,9 @@ std::string ErrorDetail(const char *expr) {
 
 }  // namespace
 
-TEST(Cron, EveryMinute) { ExpectNext("* * * * *", At(2026, 1, 1, 10, 0, 30), At(2026, 1, 1, 10, 1)); }
+TEST(Cron, EveryMinute) {
+    ExpectNext("* * * * *", At(2026, 1, 1, 10, 0, 30), At(2026, 1, 1, 10, 1));
+}
 
 TEST(Cron, StrictlyAfter) { ExpectNext("* * * * *", At(2026, 1, 1, 10, 1), At(2026, 1, 1, 10, 2)); }
 
@@ -51,7 +55,9 @@ TEST(Cron, RangeWithStep) {
     ExpectNext("10-30/10 * * * *", At(2026, 1, 1, 10, 31), At(2026, 1, 1, 11, 10));
 }
 
-TEST(Cron, StartWithStep) { ExpectNext("50/5 * * * *", At(2026, 1, 1, 10, 56), At(2026, 1, 1, 11, 50)); }
+TEST(Cron, StartWithStep) {
+    ExpectNext("50/5 * * * *", At(2026, 1, 1, 10, 56), At(2026, 1, 1, 11, 50));
+}
 
 TEST(Cron, Lists) { ExpectNext("5,20,40 9 * * *", At(2026, 1, 1, 9, 20), At(2026, 1, 1, 9, 40)); }
 
@@ -80,7 +86,9 @@ TEST(Cron, DayOfMonthOrDayOfWeekWhenBothRestricted) {
 
 TEST(Cron, LeapDay) { ExpectNext("0 0 29 2 *", At(2026, 3, 1, 0, 0), At(2028, 2, 29, 0, 0)); }
 
-TEST(Cron, NeverFires) { EXPECT_FALSE(Next(Parse("0 0 30 2 *"), At(2026, 1, 1, 0, 0)).has_value()); }
+TEST(Cron, NeverFires) {
+    EXPECT_FALSE(Next(Parse("0 0 30 2 *"), At(2026, 1, 1, 0, 0)).has_value());
+}
 
 TEST(Cron, Macros) {
     ExpectNext("@hourly", At(2026, 1, 1, 10, 0), At(2026, 1, 1, 11, 0));
@@ -97,7 +105,9 @@ TEST(Cron, SecondsField) {
     ExpectNext("30 * * * * *", At(2026, 1, 1, 10, 0, 30), At(2026, 1, 1, 10, 1, 30));
 }
 
-TEST(Cron, WhitespaceIsFlexible) { ExpectNext("  0   12 * *  * ", At(2026, 1, 1, 0, 0), At(2026, 1, 1, 12, 0)); }
+TEST(Cron, WhitespaceIsFlexible) {
+    ExpectNext("  0   12 * *  * ", At(2026, 1, 1, 0, 0), At(2026, 1, 1, 12, 0));
+}
 
 TEST(Cron, Weekday) {
     EXPECT_EQ(jobq::cron::Weekday(1970, 1, 1), 4);
@@ -112,7 +122,8 @@ TEST(CronErrors, FieldCount) {
 }
 
 TEST(CronErrors, OutOfRange) {
-    EXPECT_NE(ErrorDetail("60 * * * *").find("out of range for the minute field"), std::string::npos);
+    EXPECT_NE(ErrorDetail("60 * * * *").find("out of range for the minute field"),
+              std::string::npos);
     EXPECT_NE(ErrorDetail("* 24 * * *").find("hour"), std::string::npos);
     EXPECT_NE(ErrorDetail("* * 0 * *").find("day-of-month"), std::string::npos);
     EXPECT_NE(ErrorDetail("* * * 13 *").find("month"), std::string::npos);

@@ -88,9 +88,10 @@ std::vector<bool> ParseField(std::string_view expr, const Field &f, std::string_
     size_t pos = 0;
     while (true) {
         size_t comma = text.find(',', pos);
-        std::string_view item =
-            text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-        if (item.empty()) Fail(expr, std::string("The ") + f.name + " field has an empty list item.");
+        std::string_view item = text.substr(
+            pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+        if (item.empty())
+            Fail(expr, std::string("The ") + f.name + " field has an empty list item.");
         std::string_view range = item;
         int step = 1;
         bool has_step = false;
@@ -173,11 +174,16 @@ Schedule Parse(std::string_view expression) {
     std::string macro;
     if (fields.size() == 1 && fields[0].size() > 1 && fields[0][0] == '@') {
         std::string name = Lower(fields[0]);
-        if (name == "@yearly" || name == "@annually") macro = "0 0 1 1 *";
-        else if (name == "@monthly") macro = "0 0 1 * *";
-        else if (name == "@weekly") macro = "0 0 * * 0";
-        else if (name == "@daily" || name == "@midnight") macro = "0 0 * * *";
-        else if (name == "@hourly") macro = "0 * * * *";
+        if (name == "@yearly" || name == "@annually")
+            macro = "0 0 1 1 *";
+        else if (name == "@monthly")
+            macro = "0 0 1 * *";
+        else if (name == "@weekly")
+            macro = "0 0 * * 0";
+        else if (name == "@daily" || name == "@midnight")
+            macro = "0 0 * * *";
+        else if (name == "@hourly")
+            macro = "0 * * * *";
         else if (name == "@reboot")
             Fail(expr, "@reboot is not supported: periodic jobs run on a clock, not at start-up.");
         else

@@ -24,9 +24,9 @@ struct Schedule {
     std::bitset<60> seconds;
     std::bitset<60> minutes;
     std::bitset<24> hours;
-    std::bitset<32> days;      // 1..31
-    std::bitset<13> months;    // 1..12
-    std::bitset<7> weekdays;   // 0 = Sunday
+    std::bitset<32> days;     // 1..31
+    std::bitset<13> months;   // 1..12
+    std::bitset<7> weekdays;  // 0 = Sunday
     bool days_restricted = false;
     bool weekdays_restricted = false;
 };

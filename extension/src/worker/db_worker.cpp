@@ -62,7 +62,7 @@ struct State {
     TimestampTz next_due;    // earliest future run_at known (0: none)
     TimestampTz next_wake_scan, next_rescue, next_prune, next_cron;
     bool have_handlers;
-    bool wake_failed;        // last tick failed: next scan wakes every due queue
+    bool wake_failed;  // last tick failed: next scan wakes every due queue
     // Wake-ups drained from the slot, waiting for the next tick.
     int npending;
     bool pending_all;
@@ -157,7 +157,8 @@ void NotifyPending() {
         SPIPlanPtr plan = SPI_prepare(
             "SELECT pg_catalog.pg_notify('jobq_wakeup', q) FROM pg_catalog.unnest($1) AS q", 1,
             types);
-        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (plan == nullptr)
+            elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
         if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
         notify_plan = plan;
     }
@@ -196,13 +197,14 @@ void UnitWake(void *arg) {
     Datum values[3] = {PointerGetDatum(array), TimestampTzGetDatum(st.due_cursor),
                        BoolGetDatum(st.pending_all || st.wake_failed || !st.have_cursor)};
     char nulls[3] = {' ', st.have_cursor ? ' ' : 'n', ' '};
-    Exec("WITH names AS ("
-         "  SELECT unnest($1::text[]) AS q"
-         "  UNION SELECT jobq._due_queues($2)"
-         "  UNION SELECT jobq._due_queues(NULL) WHERE $3"
-         ") SELECT n.q, q.handler IS NOT NULL, pg_catalog.pg_notify('jobq_wakeup', n.q) "
-         "FROM names n JOIN jobq.queue q ON q.name = n.q WHERE NOT q.paused",
-         3, types, values, nulls, SPI_OK_SELECT);
+    Exec(
+        "WITH names AS ("
+        "  SELECT unnest($1::text[]) AS q"
+        "  UNION SELECT jobq._due_queues($2)"
+        "  UNION SELECT jobq._due_queues(NULL) WHERE $3"
+        ") SELECT n.q, q.handler IS NOT NULL, pg_catalog.pg_notify('jobq_wakeup', n.q) "
+        "FROM names n JOIN jobq.queue q ON q.name = n.q WHERE NOT q.paused",
+        3, types, values, nulls, SPI_OK_SELECT);
     uint64 sent = SPI_processed;
     bool wake_handlers = false;
     for (uint64 r = 0; r < sent; ++r) {
@@ -223,7 +225,8 @@ void UnitWake(void *arg) {
     st.pending_all = false;
     st.wake_failed = false;
     st.wakeups_sent += sent;
-    if (wake_handlers) st.have_handlers = true;  // start handler workers without waiting for the rescue pass
+    if (wake_handlers)
+        st.have_handlers = true;  // start handler workers without waiting for the rescue pass
     if (wake_handlers || st.have_handlers) WakeHandlers();
 }
 
@@ -239,13 +242,13 @@ void UnitRescue(void *) {
     Datum values[2] = {CStringGetTextDatum(rescuer), Int32GetDatum(kRescueBatch)};
     bool isnull;
     int64 n = ExecInt64("SELECT jobq._rescue($1, $2)", 2, types, values, nullptr, &isnull);
-    int64 handlers = ExecInt64(
-        "SELECT count(*) FROM jobq.queue WHERE handler IS NOT NULL AND NOT paused", 0, nullptr,
-        nullptr, nullptr, &isnull);
+    int64 handlers =
+        ExecInt64("SELECT count(*) FROM jobq.queue WHERE handler IS NOT NULL AND NOT paused", 0,
+                  nullptr, nullptr, nullptr, &isnull);
     EndWork();
     st.rescued += n;
     st.have_handlers = handlers > 0;
-    if (n > 0) st.next_wake_scan = 0;  // rescued jobs have new due times
+    if (n > 0) st.next_wake_scan = 0;           // rescued jobs have new due times
     if (n >= kRescueBatch) st.next_rescue = 0;  // more to do: next turn
 }
 
@@ -274,7 +277,8 @@ void UnitSchedules(void *) {
     Exec("SELECT enqueued, next_tick FROM jobq._run_schedules()", 0, nullptr, nullptr, nullptr,
          SPI_OK_SELECT);
     bool isnull;
-    int64 n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    int64 n =
+        DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     Datum next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
     TimestampTz next_tick = isnull ? 0 : DatumGetTimestampTz(next);
     EndWork();
@@ -309,9 +313,10 @@ void ManageHandlers(TimestampTz now) {
         worker.bgw_notify_pid = MyProcPid;
         BackgroundWorkerHandle *handle = nullptr;
         if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
-            ereport(WARNING, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                              errmsg("jobq worker could not start in-database handler worker %d", i),
-                              errhint("Increase max_worker_processes.")));
+            ereport(WARNING,
+                    (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                     errmsg("jobq worker could not start in-database handler worker %d", i),
+                     errhint("Increase max_worker_processes.")));
             continue;
         }
         if (st.handler_handles[i] != nullptr) pfree(st.handler_handles[i]);
@@ -438,8 +443,9 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
             if (full) st.next_prune = 0;  // more to delete: continue next turn
         }
         if (st.extension_gone) {
-            ereport(LOG, (errmsg("jobq worker leaves database \"%s\": extension jobq is not installed",
-                                 dbname)));
+            ereport(LOG,
+                    (errmsg("jobq worker leaves database \"%s\": extension jobq is not installed",
+                            dbname)));
             proc_exit(0);
         }
         now = GetCurrentTimestamp();

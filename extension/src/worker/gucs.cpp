@@ -31,10 +31,9 @@ void DefineWorkerSettings() {
         "How often the launcher looks again for the extension in databases that lack it.",
         "CREATE EXTENSION jobq starts a worker at once; this only bounds the delay in other cases.",
         &launcher_naptime_s, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("jobq.max_databases",
-                            "Most databases the jobq background worker can serve.", nullptr,
-                            &max_databases, 32, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr,
-                            nullptr);
+    DefineCustomIntVariable(
+        "jobq.max_databases", "Most databases the jobq background worker can serve.", nullptr,
+        &max_databases, 32, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "jobq.naptime", "Longest sleep of a jobq database worker.",
         "The worker wakes earlier for commits, due jobs, schedules and maintenance.", &naptime_ms,
@@ -47,26 +46,24 @@ void DefineWorkerSettings() {
                             "How often the worker deletes finished jobs past their retention.",
                             nullptr, &prune_interval_ms, 60000, 10, 24 * 3600 * 1000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("jobq.prune_batch_size",
-                            "Finished jobs deleted per pruning transaction.", nullptr,
-                            &prune_batch_size, 1000, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr,
-                            nullptr);
+    DefineCustomIntVariable(
+        "jobq.prune_batch_size", "Finished jobs deleted per pruning transaction.", nullptr,
+        &prune_batch_size, 1000, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "jobq.handler_workers", "Processes per database that run in-database handlers.",
         "0 disables in-database handlers. Each counts against max_worker_processes.",
         &handler_workers, 1, 0, 16, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("jobq.handler_batch_size",
-                            "Jobs an in-database handler worker claims at a time.", nullptr,
-                            &handler_batch_size, 10, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr,
-                            nullptr);
+    DefineCustomIntVariable(
+        "jobq.handler_batch_size", "Jobs an in-database handler worker claims at a time.", nullptr,
+        &handler_batch_size, 10, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("jobq.worker_restart_delay",
                             "Delay before the launcher restarts a database worker that exited.",
                             nullptr, &restart_delay_ms, 5000, 0, 3600 * 1000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
-    DefineCustomBoolVariable(
-        "jobq.wakeups", "Publishes committed enqueues to the worker, which notifies runners.",
-        "Off: runners rely on polling alone.", &wakeups_enabled, true, PGC_SIGHUP, 0, nullptr,
-        nullptr, nullptr);
+    DefineCustomBoolVariable("jobq.wakeups",
+                             "Publishes committed enqueues to the worker, which notifies runners.",
+                             "Off: runners rely on polling alone.", &wakeups_enabled, true,
+                             PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace jobq::worker

@@ -50,11 +50,11 @@ using namespace jobq::worker;
 struct Job {
     int64 id;
     int64 token;
-    char *payload;       // jsonb as text
-    Oid owner;           // InvalidOid if the role is gone
+    char *payload;  // jsonb as text
+    Oid owner;      // InvalidOid if the role is gone
     char *owner_name;
-    int64 timeout_ms;    // 0: none
-    char *call_sql;      // "SELECT schema.fn($1::jsonb)"
+    int64 timeout_ms;  // 0: none
+    char *call_sql;    // "SELECT schema.fn($1::jsonb)"
     bool returns_jsonb;
 };
 
@@ -129,8 +129,10 @@ void UnitClaim(void *) {
         EndWork();
         return;
     }
-    Exec("SELECT array_agg(name ORDER BY name) FROM jobq.queue WHERE handler IS NOT NULL AND NOT paused",
-         0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+    Exec(
+        "SELECT array_agg(name ORDER BY name) FROM jobq.queue WHERE handler IS NOT NULL AND NOT "
+        "paused",
+        0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
     bool isnull;
     Datum names = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     if (isnull) {
@@ -139,17 +141,18 @@ void UnitClaim(void *) {
     }
     Oid types[3] = {TEXTARRAYOID, TEXTOID, INT4OID};
     Datum values[3] = {names, CStringGetTextDatum(hs.name), Int32GetDatum(handler_batch_size)};
-    Exec("SELECT c.id, c.lease_token, c.payload::text, r.oid, q.owner,"
-         "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
-         "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
-         "  p.prorettype = 'jsonb'::regtype "
-         "FROM jobq.claim($1, $2, $3) c "
-         "JOIN jobq.queue q ON q.name = c.queue "
-         "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
-         "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-         "LEFT JOIN pg_catalog.pg_roles r ON r.rolname = q.owner "
-         "ORDER BY c.priority, c.run_at, c.id",
-         3, types, values, nullptr, SPI_OK_SELECT);
+    Exec(
+        "SELECT c.id, c.lease_token, c.payload::text, r.oid, q.owner,"
+        "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
+        "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
+        "  p.prorettype = 'jsonb'::regtype "
+        "FROM jobq.claim($1, $2, $3) c "
+        "JOIN jobq.queue q ON q.name = c.queue "
+        "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+        "LEFT JOIN pg_catalog.pg_roles r ON r.rolname = q.owner "
+        "ORDER BY c.priority, c.run_at, c.id",
+        3, types, values, nullptr, SPI_OK_SELECT);
     int n = static_cast<int>(SPI_processed);
     hs.jobs = static_cast<Job *>(MemoryContextAllocZero(hs.batch_cxt, sizeof(Job) * (n + 1)));
     for (int r = 0; r < n; ++r) {
@@ -178,9 +181,10 @@ void RunJobTransaction(const Job &j) {
     }
     Oid lock_types[2] = {INT8OID, INT8OID};
     Datum lock_values[2] = {Int64GetDatum(j.id), Int64GetDatum(j.token)};
-    Exec("SELECT 1 FROM jobq.job WHERE id = $1 AND lease_token = $2 AND state = 'running' "
-         "FOR UPDATE",
-         2, lock_types, lock_values, nullptr, SPI_OK_SELECT);
+    Exec(
+        "SELECT 1 FROM jobq.job WHERE id = $1 AND lease_token = $2 AND state = 'running' "
+        "FOR UPDATE",
+        2, lock_types, lock_values, nullptr, SPI_OK_SELECT);
     if (SPI_processed == 0) {  // cancelled, rescued or settled meanwhile
         EndWork();
         return;
@@ -191,20 +195,24 @@ void RunJobTransaction(const Job &j) {
                                j.owner_name ? j.owner_name : "")));
 
     if (superuser_arg(j.owner))
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("in-database handlers never run as a superuser"),
-                        errdetail("The queue is owned by superuser \"%s\".", j.owner_name),
-                        errhint("Create the queue as a non-superuser role that may execute the handler.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+             errmsg("in-database handlers never run as a superuser"),
+             errdetail("The queue is owned by superuser \"%s\".", j.owner_name),
+             errhint("Create the queue as a non-superuser role that may execute the handler.")));
     Oid save_user;
     int save_sec;
     GetUserIdAndSecContext(&save_user, &save_sec);
     int nest = NewGUCNestLevel();
-    SetUserIdAndSecContext(j.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-                                        SECURITY_RESTRICTED_OPERATION);
+    SetUserIdAndSecContext(j.owner,
+                           save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     // What a fresh session of the owner would see; undone with the nest level.
     (void)set_config_option("search_path", "\"$user\", public", PGC_USERSET, PGC_S_SESSION,
                             GUC_ACTION_SAVE, true, 0, false);
-    if (j.timeout_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(Min(j.timeout_ms, (int64)INT_MAX)));
+    if (j.timeout_ms > 0)
+        enable_timeout_after(STATEMENT_TIMEOUT,
+                             static_cast<int>(Min(j.timeout_ms, (int64)INT_MAX)));
     Oid call_types[1] = {TEXTOID};
     Datum call_values[1] = {CStringGetTextDatum(j.payload)};
     ExecDynamic(j.call_sql, 1, call_types, call_values, nullptr, SPI_OK_SELECT);
@@ -251,9 +259,7 @@ void RunJob(const Job &j) {
     MemoryContext caller = CurrentMemoryContext;
     volatile bool ok = true;
     PG_TRY();
-    {
-        RunJobTransaction(j);
-    }
+    { RunJobTransaction(j); }
     PG_CATCH();
     {
         HOLD_INTERRUPTS();
@@ -304,8 +310,8 @@ extern "C" void jobq_handler_worker_main(Datum main_arg) {
 
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     DbSlot *slot = &shared->slots[hs.slot_index];
-    bool ours = slot->dboid == dboid && slot->pid != 0 && slot->handler_generation == hs.generation &&
-                !slot->stop_requested;
+    bool ours = slot->dboid == dboid && slot->pid != 0 &&
+                slot->handler_generation == hs.generation && !slot->stop_requested;
     if (ours) {
         slot->handlers[hs.index].pid = MyProcPid;
         slot->handlers[hs.index].latch = MyLatch;
@@ -317,7 +323,8 @@ extern "C" void jobq_handler_worker_main(Datum main_arg) {
 
     BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
     pgstat_report_appname("jobq handler");
-    hs.batch_cxt = AllocSetContextCreate(TopMemoryContext, "jobq handler batch", ALLOCSET_DEFAULT_SIZES);
+    hs.batch_cxt =
+        AllocSetContextCreate(TopMemoryContext, "jobq handler batch", ALLOCSET_DEFAULT_SIZES);
     MemoryContext loop_cxt =
         AllocSetContextCreate(TopMemoryContext, "jobq handler loop", ALLOCSET_DEFAULT_SIZES);
     MemoryContextSwitchTo(loop_cxt);

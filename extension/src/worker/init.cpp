@@ -69,8 +69,8 @@ const char *DatabaseNeededAlone(Node *stmt) {
 }
 
 void JobqProcessUtility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
-                    ProcessUtilityContext context, ParamListInfo params,
-                    QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc) {
+                        ProcessUtilityContext context, ParamListInfo params,
+                        QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc) {
     volatile Oid stopped = InvalidOid;
     if (jobq::worker::shared != nullptr) {
         const char *dbname = DatabaseNeededAlone(pstmt->utilityStmt);
@@ -88,8 +88,8 @@ void JobqProcessUtility(PlannedStmt *pstmt, const char *query_string, bool read_
             prev_process_utility_hook(pstmt, query_string, read_only_tree, context, params,
                                       query_env, dest, qc);
         else
-            standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params,
-                                    query_env, dest, qc);
+            standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
+                                    dest, qc);
     }
     PG_FINALLY();
     {

@@ -214,9 +214,9 @@ void Reconcile(MemoryContext cxt) {
                 }
                 break;
             case kSlotStarting:
-                if (stopped[index] || (handles[index] == nullptr &&
-                                       TimestampDifferenceExceeds(slot->state_changed_at, now,
-                                                                  kStartTimeoutMs))) {
+                if (stopped[index] ||
+                    (handles[index] == nullptr &&
+                     TimestampDifferenceExceeds(slot->state_changed_at, now, kStartTimeoutMs))) {
                     slot->state = kSlotExited;
                     slot->state_changed_at = now;
                 }
@@ -227,10 +227,10 @@ void Reconcile(MemoryContext cxt) {
                                                    launcher_naptime_s * 1000);
                 break;
             case kSlotExited:
-                start = (slot->state_changed_at == 0 ||
-                         TimestampDifferenceExceeds(slot->state_changed_at, now,
-                                                    restart_delay_ms)) &&
-                        now >= slot->blocked_until;
+                start =
+                    (slot->state_changed_at == 0 ||
+                     TimestampDifferenceExceeds(slot->state_changed_at, now, restart_delay_ms)) &&
+                    now >= slot->blocked_until;
                 break;
             default:
                 break;
@@ -321,8 +321,8 @@ extern "C" void jobq_launcher_main(Datum) {
     LWLockRelease(shared->lock);
     before_shmem_exit(OnLauncherExit, 0);
 
-    handles = static_cast<BackgroundWorkerHandle **>(
-        MemoryContextAllocZero(TopMemoryContext, sizeof(BackgroundWorkerHandle *) * shared->nslots));
+    handles = static_cast<BackgroundWorkerHandle **>(MemoryContextAllocZero(
+        TopMemoryContext, sizeof(BackgroundWorkerHandle *) * shared->nslots));
     MemoryContext loop_cxt =
         AllocSetContextCreate(TopMemoryContext, "jobq launcher loop", ALLOCSET_DEFAULT_SIZES);
     ereport(LOG, (errmsg("jobq launcher started")));

@@ -49,21 +49,21 @@ struct HandlerSlot {
 
 struct DbSlot {
     Oid dboid;
-    int state;                    // SlotState
-    pid_t pid;                    // database worker
+    int state;  // SlotState
+    pid_t pid;  // database worker
     Latch *latch;
     TimestampTz started_at;
-    TimestampTz state_changed_at; // exit / no-extension time (probe back-off)
-    TimestampTz blocked_until;    // DROP DATABASE in progress: do not restart
+    TimestampTz state_changed_at;  // exit / no-extension time (probe back-off)
+    TimestampTz blocked_until;     // DROP DATABASE in progress: do not restart
     bool stop_requested;
     // Wake-ups published by committed transactions, drained by the worker.
     int nwakeups;
-    bool wake_all;                // a producer overflowed its list: wake every queue
-    TimestampTz next_deadline;    // worker's next planned wake; later dues skip the latch
+    bool wake_all;              // a producer overflowed its list: wake every queue
+    TimestampTz next_deadline;  // worker's next planned wake; later dues skip the latch
     Wakeup wakeups[kMaxWakeups];
     // In-database handler workers of this database.
     HandlerSlot handlers[kMaxHandlerWorkers];
-    uint64 handler_generation;    // bumped by the database worker on each start
+    uint64 handler_generation;  // bumped by the database worker on each start
     // Counters and settings the worker publishes for jobq.worker_status().
     TimestampTz last_tick;
     int64 rescue_interval_ms;

@@ -55,7 +55,8 @@ Datum jobq_cron_next_local(PG_FUNCTION_ARGS) {
     struct pg_tm tm;
     fsec_t fsec;
     if (timestamp2tm(after, nullptr, &tm, &fsec, nullptr, nullptr) != 0)
-        ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
+        ereport(ERROR,
+                (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
     jobq::cron::CivilTime civil = {tm.tm_year, tm.tm_mon, tm.tm_mday,
                                    tm.tm_hour, tm.tm_min, tm.tm_sec};
     CronResult r = jobq::pg::CallCpp([&] {
@@ -79,8 +80,10 @@ Datum jobq_cron_next_local(PG_FUNCTION_ARGS) {
 Datum jobq_worker_status(PG_FUNCTION_ARGS) {
     TupleDesc tupdesc;
     if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("function returning record called in context that cannot accept type record")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+             errmsg("function returning record called in context that cannot accept type record")));
     tupdesc = BlessTupleDesc(tupdesc);
     constexpr int kCols = 15;
     Datum values[kCols];
@@ -136,9 +139,10 @@ Datum jobq_worker_status(PG_FUNCTION_ARGS) {
             }
             values[6] = Int32GetDatum(handlers);
             nulls[6] = false;
-            uint64 counters[] = {copy.wakeups_sent, copy.jobs_rescued, copy.jobs_pruned,
-                                 copy.periodic_enqueued, copy.handler_completed,
-                                 copy.handler_failed, copy.maintenance_errors};
+            uint64 counters[] = {copy.wakeups_sent,      copy.jobs_rescued,
+                                 copy.jobs_pruned,       copy.periodic_enqueued,
+                                 copy.handler_completed, copy.handler_failed,
+                                 copy.maintenance_errors};
             for (int i = 0; i < 7; ++i) {
                 values[7 + i] = Int64GetDatum(static_cast<int64>(counters[i]));
                 nulls[7 + i] = false;

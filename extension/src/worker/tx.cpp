@@ -36,9 +36,7 @@ bool RunUnit(const char *what, UnitFn unit, void *arg) {
     MemoryContext caller = CurrentMemoryContext;
     volatile bool ok = true;
     PG_TRY();
-    {
-        unit(arg);
-    }
+    { unit(arg); }
     PG_CATCH();
     {
         HOLD_INTERRUPTS();
@@ -74,7 +72,8 @@ void Exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nul
         if (saved_plans[i].sql == sql) plan = saved_plans[i].plan;
     if (plan == nullptr) {
         SPIPlanPtr fresh = SPI_prepare(sql, nargs, types);
-        if (fresh == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (fresh == nullptr)
+            elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
         if (n_saved_plans < kMaxSavedPlans && SPI_keepplan(fresh) == 0) {
             saved_plans[n_saved_plans++] = {sql, fresh};
         }

@@ -164,8 +164,8 @@ PG_FUNCTION_INFO_V1(jobq_worker_poke);
 Datum jobq_note_wakeup_sql(PG_FUNCTION_ARGS) {
     if (PG_ARGISNULL(0)) PG_RETURN_VOID();
     char *queue = text_to_cstring(PG_GETARG_TEXT_PP(0));
-    TimestampTz run_at = PG_ARGISNULL(1) ? GetCurrentTransactionStartTimestamp()
-                                         : PG_GETARG_TIMESTAMPTZ(1);
+    TimestampTz run_at =
+        PG_ARGISNULL(1) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(1);
     jobq_note_wakeup(queue, run_at);
     PG_RETURN_VOID();
 }
