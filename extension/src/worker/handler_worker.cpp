@@ -68,6 +68,7 @@ struct HandlerState {
     Job *jobs;
     int njobs;
     char error[2048];
+    bool skipped;
 };
 
 HandlerState hs;
@@ -173,9 +174,12 @@ void UnitClaim(void *) {
     hs.njobs = n;
 }
 
-// The job's transaction. Raises on any failure (caught by RunJob).
+// The job's transaction. Raises on any failure (caught by RunJob). Sets
+// hs.skipped when the job was not run (no longer held, extension gone).
 void RunJobTransaction(const Job &j) {
+    hs.skipped = false;
     if (!BeginWork("jobq: in-database handler")) {
+        hs.skipped = true;
         EndWork();
         return;
     }
@@ -186,6 +190,7 @@ void RunJobTransaction(const Job &j) {
         "FOR UPDATE",
         2, lock_types, lock_values, nullptr, SPI_OK_SELECT);
     if (SPI_processed == 0) {  // cancelled, rescued or settled meanwhile
+        hs.skipped = true;
         EndWork();
         return;
     }
@@ -278,7 +283,7 @@ void RunJob(const Job &j) {
     PG_END_TRY();
     MemoryContextSwitchTo(caller);
     if (ok) {
-        Count(true);
+        if (!hs.skipped) Count(true);
         return;
     }
     ereport(LOG, (errmsg("jobq: in-database handler of job %lld failed: %s",
