@@ -117,6 +117,18 @@ ok($node->poll_query_until('postgres',
     q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'jobq handler'}),
     'handler workers are back to jobq.handler_workers');
 
+# SIGHUP: fewer handler workers, then back.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET jobq.handler_workers = 1');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('postgres',
+    q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'jobq handler'}),
+    'jobq.handler_workers lowered on reload');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET jobq.handler_workers');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('postgres',
+    q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'jobq handler'}),
+    'and raised again');
+
 # Drain rate of no-op jobs.
 my $n = 20000;
 $node->safe_psql('postgres', q{SELECT jobq.pause('noop')});
