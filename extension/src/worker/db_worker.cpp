@@ -357,6 +357,8 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
         slot->started_at = GetCurrentTimestamp();
         slot->state_changed_at = slot->started_at;
         slot->handler_generation++;
+        slot->handler_completed = 0;  // counters are "since this worker started"
+        slot->handler_failed = 0;
         slot->next_deadline = 0;
         st.generation = slot->handler_generation;
         st.slot = slot;
