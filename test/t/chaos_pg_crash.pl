@@ -71,7 +71,7 @@ for my $i (1 .. $faults) {
 ok(1, "$faults faults injected ($backend_kills backend kills)");
 
 stop_producer($_) for @producers;
-ok(wait_quiescent($node, 90), 'runners drained every job after the faults')
+ok(wait_quiescent($node, chaos_param(short => 300, long => 1200)), 'runners drained every job after the faults')
   or diag(explain(job_counts($node)));
 ok((grep { runner_alive($_) } @runners) == 2, 'both runners survived every fault (no restart by the test)');
 stop_runner($_, 'TERM') for @runners;
