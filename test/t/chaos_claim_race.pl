@@ -37,7 +37,7 @@ WITH c AS (SELECT * FROM jobq.claim(ARRAY['$queue'], 'c' || :client_id, $batch))
 INSERT INTO claimlog (id, token, attempt, claimer, batch, n)
 SELECT id, lease_token, attempt, :client_id, $batch, (SELECT count(*) FROM c) FROM c;
 WITH t AS (UPDATE claimlog SET done = true WHERE claimer = :client_id AND NOT done RETURNING id, token)
-SELECT count(*) FROM (SELECT array_agg(id ORDER BY id) i, array_agg(token ORDER BY id) k FROM t) s,
+SELECT count(*) FROM (SELECT coalesce(array_agg(id ORDER BY id), '{}') i, coalesce(array_agg(token ORDER BY id), '{}') k FROM t) s,
      LATERAL jobq.complete(s.i, s.k);
 SQL
     close $fh;
@@ -47,7 +47,7 @@ SQL
     if (!$pid) {
         open STDOUT, '>', $out or die;
         open STDERR, '>&', \*STDOUT or die;
-        exec 'pgbench', '-n', '-c', $clients, '-j', 2, '-T', $secs, '-f', $script, '-d', $node->connstr('postgres');
+        exec 'pgbench', '-n', '-c', $clients, '-j', 2, '-T', $secs, '-f', $script, $node->connstr('postgres');
         exit 127;
     }
     my $max_running = 0;
