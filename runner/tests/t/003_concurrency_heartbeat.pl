@@ -75,7 +75,7 @@ my ($cancel_pid) = read_lines("$dir/pid.$cancel");
 my $t0 = time;
 $node->safe_psql('postgres', "SELECT jobq.cancel($cancel)");
 ok(wait_until(10, sub { !kill(0, $cancel_pid) }), 'the cancelled job\'s handler was stopped');
-cmp_ok(time - $t0, '<', 3, 'within about a heartbeat interval (lease 2s / 3) plus a tick');
+cmp_ok(time - $t0, '<', 5, 'within about a heartbeat interval (lease 2s / 3) plus a tick, with slack for a loaded machine');
 is(job_row($node, $cancel, 'state'), 'cancelled', 'the job stays cancelled');
 
 # 3. heartbeats: a 5 s job under a 2 s lease runs once.
