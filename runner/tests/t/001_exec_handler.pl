@@ -11,7 +11,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = setup_node('exec');
-create_queue($node, $_) for qw(ok text fail retry discard);
+create_queue($node, $_) for qw(ok text fail retry discard big);
 create_queue($node, $_, max_attempts => 1) for qw(slow crash);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 
@@ -21,6 +21,7 @@ input=$(cat)
 printf '{"env": {"id": "%s", "attempt": "%s", "queue": "%s"}, "arg1": "%s", "arg2": "%s", "input": %s}\n' \
   "$JOBQ_JOB_ID" "$JOBQ_ATTEMPT" "$JOBQ_QUEUE" "$1" "$2" "$input"
 EOF
+write_script("$dir/big.sh", "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\n");
 write_script("$dir/text.sh", "#!/bin/sh\necho 'plain text, not JSON'\n");
 write_script("$dir/fail.sh", "#!/bin/sh\necho \"boom on attempt \$JOBQ_ATTEMPT\" >&2\nexit 3\n");
 write_script("$dir/retry.sh", "#!/bin/sh\necho 'busy, try later' >&2\nexit 75\n");
@@ -60,6 +61,10 @@ handler = "exec"
 command = ["$dir/slow.sh"]
 timeout = "1s"
 kill_grace = "500ms"
+[queues.big]
+handler = "exec"
+command = ["$dir/big.sh"]
+max_output = 1000
 [queues.crash]
 handler = "exec"
 command = ["$dir/crash.sh"]
@@ -69,7 +74,7 @@ handler = "noop"
 EOF
 
 my %id;
-$id{$_} = enqueue($node, $_, qq({"queue": "$_", "n": 42})) for qw(ok text fail retry discard slow crash);
+$id{$_} = enqueue($node, $_, qq({"queue": "$_", "n": 42})) for qw(ok text fail retry discard slow crash big);
 
 my $all_done = wait_until(40, sub {
     my $left = $node->safe_psql('postgres',
@@ -96,6 +101,9 @@ like(job_row($node, $id{retry}, 'errors::text'), qr/exit status 75 \(retry reque
      'retry exit is recorded as such');
 is(job_row($node, $id{discard}), 'dead|1', 'exit 65 discards the job at once');
 like(job_row($node, $id{discard}, 'errors::text'), qr/discarded/, 'discard is recorded');
+
+is(job_row($node, $id{big}, "state, length(result #>> '{}')"), 'completed|1000',
+   'stdout is capped at max_output (200000 bytes written, 1000 kept, the command not blocked)');
 
 is(job_row($node, $id{crash}), 'dead|1', 'a command killed by a signal fails the attempt');
 like(job_row($node, $id{crash}, 'errors::text'), qr/killed by signal 11 \(SIGSEGV\): about to crash/, 'the signal is the error');
