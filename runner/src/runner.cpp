@@ -21,6 +21,7 @@ namespace {
 constexpr Millis kMaintainEvery{100};
 constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
 constexpr Millis kClaimErrorPause{5'000};
+constexpr Millis kSettleErrorPause{1'000};
 
 const char *OutcomeName(OutcomeKind kind) {
     switch (kind) {
@@ -261,7 +262,7 @@ void Runner::Tick() {
     graveyard_.clear();
     if (work_->idle()) {
         if (!pending_.empty()) {
-            SendSettles();
+            if (EventLoop::Now() >= settle_paused_until_) SendSettles();
         } else if (!draining_) {
             MaybeClaim();
         }
@@ -294,6 +295,15 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         }
         if (retry) {
             // Outcome unknown or transient: settle again (idempotent per token).
+            // After a server-side error wait a little, so a persistent one
+            // (say a statement_timeout) is not retried in a tight loop.
+            if (outcome.failure == PgFailure::kSql) {
+                settle_paused_until_ = EventLoop::Now() + kSettleErrorPause;
+                Log(LogLevel::kWarn, "settle failed; retrying",
+                    {{"error", outcome.error},
+                     {"sqlstate", outcome.sqlstate},
+                     {"retry_in", FormatDuration(kSettleErrorPause)}});
+            }
             for (auto &c : batch.completes) pending_.completes.push_back(std::move(c));
             for (auto &f : batch.fails) pending_.fails.push_back(std::move(f));
             for (auto &r : batch.releases) pending_.releases.push_back(r);

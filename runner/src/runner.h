@@ -103,6 +103,7 @@ class Runner {
     std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
     SettleBatch pending_;
     UniqueFd signal_fd_;
+    TimePoint settle_paused_until_;  // after a transient server-side settle error
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;
