@@ -14,7 +14,9 @@
 #   db         "id|queue|state|attempt|max_attempts|tag|mode|rescues|last_error"
 #              per job (the query $DB_QUERY below, run by psql when --dsn is
 #              given); rescues = "attempt:epoch,..." of the rescuer's errors
-#   runner-log jobq-runner logs: refused settles are counted from them
+#   runner-log jobq-runner logs: refused settles are counted from them, and
+#              jobs a runner fenced itself (lease not extended in time)
+#              explain a re-run
 #
 # Verdicts
 #   lost        acknowledged enqueue (or a committed unknown-outcome one) that
@@ -35,6 +37,7 @@ use strict;
 use warnings;
 use Getopt::Long;
 use JSON::PP;
+use Time::Local qw(timegm);
 
 my (%o, @produced, @runner_logs);
 GetOptions(\%o, 'ledger=s', 'produced=s' => \@produced, 'dsn=s', 'db=s', 'runner-log=s' => \@runner_logs,
@@ -120,11 +123,18 @@ for (lines($o{ledger})) {
     }
 }
 
+# Runner logs: refused settles, and jobs a runner gave up on by itself
+# (fenced: its lease could not be extended in time; or the lease had
+# expired before the handler could start) with the wall time it did so.
 my %refused = (completion => 0, failure => 0);
+my %fenced;    # job id -> [ wall times ]
 for my $file (@runner_logs) {
     for (lines($file)) {
         $refused{completion}++ if /msg="?completion refused/;
         $refused{failure}++ if /msg="?failure refused/;
+        if (/^ts=(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d+)Z .*msg="(lease could not be extended[^"]*|lease expired before[^"]*|job no longer held[^"]*)" job=(\d+)/) {
+            push @{ $fenced{$9} }, timegm($6, $5, $4, $3, $2 - 1, $1) + $7 / 1000;
+        }
     }
 }
 
@@ -204,6 +214,10 @@ sub cause_of {
     for my $c (@crashes) {
         return ("server $c->{what} shortly before the run (completion reached the database after the lease expired)", undef)
           if $c->{at} >= $from - ($lease || 0) - 1 && $c->{at} <= $to;
+    }
+    for my $t (@{ $fenced{ $prev->{id} } // [] }) {
+        return ('runner gave the job up by itself (lease could not be extended in time: runner overloaded)', undef)
+          if $t >= $prev->{wall} - 1 && $t <= $next->{wall};
     }
     if ($lease && (!defined $prev->{finish} || $prev->{finish} - $from >= $lease) && $to - $from >= $lease) {
         return ('lease expired while the handler ran', undef);

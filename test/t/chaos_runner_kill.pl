@@ -63,7 +63,7 @@ note($out);
 is($fig->{acknowledged}, $jobs, "all $jobs enqueues acknowledged");
 is($fig->{lost}, 0, 'lost = 0');
 is($fig->{unexpected}, 0, 'unexpected = 0');
-is($fig->{unexplained_duplicates}, 0, 'every duplicate explained by a runner kill');
+is($fig->{unexplained_duplicates}, 0, 'every duplicate explained (runner kill, or the runner fencing itself)');
 is($fig->{completed}, $jobs, 'every job completed');
 is($fig->{not_finished}, 0, 'nothing left waiting or running');
 is($rc, 0, 'checker verdict PASS');
