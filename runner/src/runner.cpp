@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -243,7 +244,6 @@ void Runner::OnGraceExpired() {
         job.execution.reset();  // kills the handler
         job.queue->running--;
         metrics_.queue(job.queue->config->name).running--;
-        DropPendingHeartbeat(id);
         job.settling = true;
         pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
         Log(LogLevel::kInfo, "job stopped at shutdown; releasing", {{"job", std::to_string(id)}});
@@ -276,6 +276,18 @@ void Runner::Tick() {
 void Runner::SendSettles() {
     SettleBatch batch = std::move(pending_);
     pending_ = SettleBatch{};
+    // A heartbeat queued earlier in the tick may be for a job that has
+    // ended since (its settle is in this batch, or it was stopped): drop it,
+    // so one statement never both heartbeats and settles the same job.
+    auto &hb = batch.heartbeats;
+    hb.erase(std::remove_if(hb.begin(), hb.end(),
+                            [this](const HeartbeatItem &h) {
+                                auto it = jobs_.find(h.id);
+                                return it == jobs_.end() || it->second.claimed.token != h.token ||
+                                       !it->second.execution;
+                            }),
+             hb.end());
+    if (batch.empty()) return;
     Statement st = BuildSettleStatement(batch);
     TimePoint sent = EventLoop::Now();
     work_->Send(st.sql, st.params,
@@ -401,7 +413,6 @@ void Runner::StopJob(Job &job, const char *why) {
         metrics_.queue(queue).running--;
     }
     ++metrics_.queue(queue).lost;
-    DropPendingHeartbeat(id);
     Log(LogLevel::kWarn, why, {{"job", std::to_string(id)}, {"queue", queue}});
     jobs_.erase(id);
 }
@@ -409,16 +420,6 @@ void Runner::StopJob(Job &job, const char *why) {
 void Runner::EraseJob(int64_t id, int64_t token) {
     auto it = jobs_.find(id);
     if (it != jobs_.end() && it->second.claimed.token == token) jobs_.erase(it);
-}
-
-void Runner::DropPendingHeartbeat(int64_t id) {
-    auto &hb = pending_.heartbeats;
-    for (size_t i = 0; i < hb.size(); ++i) {
-        if (hb[i].id == id) {
-            hb.erase(hb.begin() + static_cast<long>(i));
-            return;
-        }
-    }
 }
 
 Millis Runner::HeartbeatInterval(const Job &job) const {
@@ -529,7 +530,6 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
                 old->second.queue->running--;
                 metrics_.queue(old->second.queue->config->name).running--;
             }
-            DropPendingHeartbeat(id);
             jobs_.erase(old);
         }
         auto it = jobs_.emplace(id, std::move(job)).first;
@@ -606,7 +606,6 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
              {"duration", fmt::format("{:.3f}s", seconds)},
              {"error", outcome.error}});
     }
-    DropPendingHeartbeat(id);
     job.settling = true;
     if (outcome.kind == OutcomeKind::kComplete) {
         pending_.completes.push_back(

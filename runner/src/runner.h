@@ -79,7 +79,6 @@ class Runner {
     void OnHandlerDone(int64_t id, Outcome outcome);
     void Maintain();
     void StopJob(Job &job, const char *why);
-    void DropPendingHeartbeat(int64_t id);
     // Forgets a job only if it is still the claim with this token.
     void EraseJob(int64_t id, int64_t token);
     void WantAll();
