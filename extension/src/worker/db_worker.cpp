@@ -63,6 +63,7 @@ struct State {
     TimestampTz next_wake_scan, next_rescue, next_prune, next_cron;
     bool have_handlers;
     bool wake_failed;  // last tick failed: next scan wakes every due queue
+    TimestampTz last_notify;  // end of the last fast-path NOTIFY tick
     // Wake-ups drained from the slot, waiting for the next tick.
     int npending;
     bool pending_all;
@@ -186,6 +187,7 @@ void UnitWake(void *arg) {
     if (!scan) {
         NotifyPending();
         EndWork();
+        st.last_notify = GetCurrentTimestamp();
         st.npending = 0;
         if (st.have_handlers) WakeHandlers();
         return;
@@ -406,6 +408,24 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
         if (st.slot->stop_requested) proc_exit(0);
 
         TimestampTz now = GetCurrentTimestamp();
+        // Under a stream of commits, space NOTIFY ticks by at least
+        // jobq.wakeup_interval so one tick carries many commits and the
+        // worker does not take a CPU from the producers. A commit after a
+        // quiet spell is announced at once. (pg_usleep, not the latch:
+        // committing producers keep setting the latch.)
+        if (wakeup_interval_us > 0 && st.last_notify != 0) {
+            TimestampTz ready = st.last_notify + wakeup_interval_us;
+            if (now < ready) {
+                LWLockAcquire(shared->lock, LW_SHARED);
+                bool waiting = st.slot->nwakeups > 0;
+                LWLockRelease(shared->lock);
+                if (waiting) {
+                    pg_usleep(static_cast<long>(ready - now));
+                    CHECK_FOR_INTERRUPTS();
+                    now = GetCurrentTimestamp();
+                }
+            }
+        }
         DrainWakeups(now);
         if (st.next_due != 0 && st.next_due <= now) st.next_wake_scan = 0;
 

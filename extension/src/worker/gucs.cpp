@@ -20,6 +20,7 @@ int handler_workers = 1;
 int handler_batch_size = 10;
 int restart_delay_ms = 5000;
 bool wakeups_enabled = true;
+int wakeup_interval_us = 1000;
 
 void DefineWorkerSettings() {
     DefineCustomStringVariable(
@@ -60,6 +61,11 @@ void DefineWorkerSettings() {
                             "Delay before the launcher restarts a database worker that exited.",
                             nullptr, &restart_delay_ms, 5000, 0, 3600 * 1000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "jobq.wakeup_interval", "Shortest spacing of the worker's NOTIFY ticks, in microseconds.",
+        "Under a stream of commits one tick then announces many of them; a commit after a quiet "
+        "spell is announced at once. 0: no spacing.",
+        &wakeup_interval_us, 1000, 0, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("jobq.wakeups",
                              "Publishes committed enqueues to the worker, which notifies runners.",
                              "Off: runners rely on polling alone.", &wakeups_enabled, true,
