@@ -2,6 +2,7 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
@@ -11,7 +12,8 @@ namespace jobq::pg {
 
 int ExecPlan(PlanSlot *slot, Datum *values, const char *nulls, bool read_only, long count) {
     if (slot->plan == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(slot->sql, slot->nargs, slot->argtypes);
+        SPIPlanPtr plan = SPI_prepare_cursor(slot->sql, slot->nargs, slot->argtypes,
+                                             slot->custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
         if (plan == nullptr)
             elog(ERROR, "jobq: could not prepare statement: %s", SPI_result_code_string(SPI_result));
         if (SPI_keepplan(plan) != 0) elog(ERROR, "jobq: could not save statement");

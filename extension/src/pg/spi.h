@@ -23,6 +23,11 @@ struct PlanSlot {
     int nargs;
     Oid argtypes[8];
     SPIPlanPtr plan;
+    // Batch statements over arrays (unnest, = ANY) set this: a generic plan
+    // cannot know the batch size or the queues, and picks nested loops that
+    // are quadratic in the batch (measured: 1,000-job complete in 720 ms
+    // generic vs a few ms custom). Planning per call costs far less.
+    bool custom_plan = false;
 };
 
 // Runs the slot's statement with values/nulls (nulls: ' ' or 'n' per arg).

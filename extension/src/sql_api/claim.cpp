@@ -3,7 +3,9 @@
 // One statement per group of queues: a MATERIALIZED CTE picks candidates
 // with FOR UPDATE SKIP LOCKED in claim order (priority, run_at, id) so the
 // LIMIT is applied once and two claimers never share a job; the UPDATE
-// counts the attempt and sets the lease. All jobs of one call share a fresh
+// counts the attempt and sets the lease, finding the rows by primary key
+// ("= ANY (ARRAY(...))", not a join, which the planner hashes over the
+// whole table). All jobs of one call share a fresh
 // lease token; a settle names (id, token), so the pair is unique per claim.
 //
 // Queues with a concurrency limit are claimed one at a time under a row
@@ -49,20 +51,41 @@ PlanSlot claim_jobs = {
     "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"
     "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"
     "  worker = $2, attempted_at = now() "
-    "FROM candidate, token, jobq.queue q "
-    "WHERE j.id = candidate.id AND q.name = j.queue "
+    "FROM token, jobq.queue q "
+    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "
     "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"
     "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at",
-    4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr};
+    4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr, true};
+
+// The same for one queue: "queue = $1" lets the claim index deliver rows in
+// claim order and stop at the limit (with "= ANY" it must sort every due job).
+PlanSlot claim_one_queue = {
+    "WITH candidate AS MATERIALIZED ("
+    "  SELECT id FROM jobq.job"
+    "  WHERE queue = $1 AND state <> 'running' AND run_at <= now()"
+    "  ORDER BY priority, run_at, id"
+    "  LIMIT $3"
+    "  FOR UPDATE SKIP LOCKED"
+    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "
+    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"
+    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"
+    "  worker = $2, attempted_at = now() "
+    "FROM token, jobq.queue q "
+    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "
+    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"
+    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at",
+    4, {TEXTOID, TEXTOID, INT4OID, INTERVALOID}, nullptr, true};
 
 constexpr int kClaimColumns = 10;
 
 // Runs claim_jobs for `queues` and appends the rows; returns rows claimed.
-int ClaimFrom(FunctionCallInfo fcinfo, ArrayType *queues, Datum worker, char worker_null, int limit,
-              Datum lease, char lease_null) {
-    Datum values[4] = {PointerGetDatum(queues), worker, Int32GetDatum(limit), lease};
+int ClaimFrom(FunctionCallInfo fcinfo, const char **queues, int n_queues, Datum worker,
+              char worker_null, int limit, Datum lease, char lease_null) {
+    Datum first = n_queues == 1 ? CStringGetTextDatum(queues[0])
+                                : PointerGetDatum(jobq::pg::MakeTextArray(queues, n_queues));
+    Datum values[4] = {first, worker, Int32GetDatum(limit), lease};
     char nulls[5] = {' ', worker_null, ' ', lease_null, '\0'};
-    jobq::pg::ExecPlan(&claim_jobs, values, nulls, false);
+    jobq::pg::ExecPlan(n_queues == 1 ? &claim_one_queue : &claim_jobs, values, nulls, false);
     uint64 claimed = SPI_processed;
     for (uint64 row = 0; row < claimed; ++row) {
         Datum out[kClaimColumns];
@@ -145,8 +168,8 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
 
     int remaining = max_jobs;
     if (n_unlimited > 0)
-        remaining -= ClaimFrom(fcinfo, jobq::pg::MakeTextArray(unlimited, n_unlimited), worker,
-                               worker_null, remaining, lease, lease_null);
+        remaining -= ClaimFrom(fcinfo, unlimited, n_unlimited, worker, worker_null, remaining,
+                               lease, lease_null);
     for (int i = 0; i < n_limited && remaining > 0; ++i) {
         Datum lock_args[1] = {CStringGetTextDatum(limited[i])};
         jobq::pg::ExecPlan(&lock_limited_queue, lock_args, nullptr, false);
@@ -159,8 +182,8 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         int64 free_slots = limit_total - DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
         if (free_slots <= 0) continue;
         int limit = free_slots < remaining ? static_cast<int>(free_slots) : remaining;
-        remaining -= ClaimFrom(fcinfo, jobq::pg::MakeTextArray(&limited[i], 1), worker,
-                               worker_null, limit, lease, lease_null);
+        remaining -= ClaimFrom(fcinfo, &limited[i], 1, worker, worker_null, limit, lease,
+                               lease_null);
     }
     SPI_finish();
     return static_cast<Datum>(0);
