@@ -62,7 +62,7 @@ struct State {
     TimestampTz next_due;    // earliest future run_at known (0: none)
     TimestampTz next_wake_scan, next_rescue, next_prune, next_cron;
     bool have_handlers;
-    bool wake_failed;  // last tick failed: next scan wakes every due queue
+    bool wake_failed;         // last tick failed: next scan wakes every due queue
     TimestampTz last_notify;  // end of the last fast-path NOTIFY tick
     // Wake-ups drained from the slot, waiting for the next tick.
     int npending;
@@ -88,6 +88,7 @@ void OnWorkerExit(int, Datum) {
         slot->pid = 0;
         slot->latch = nullptr;
         slot->nwakeups = 0;
+        slot->wake_generation++;
         slot->wake_all = false;
         if (slot->state == kSlotRunning || slot->state == kSlotStarting) {
             slot->state = st.extension_gone ? kSlotNoExtension : kSlotExited;
@@ -140,6 +141,7 @@ void DrainWakeups(TimestampTz now) {
         memcpy(st.pending[st.npending++], w.queue, kQueueNameSize);
     }
     slot->nwakeups = 0;
+    slot->wake_generation++;
     LWLockRelease(shared->lock);
 }
 

@@ -14,7 +14,7 @@ extern int handler_workers;     // jobq.handler_workers (sighup)
 extern int handler_batch_size;  // jobq.handler_batch_size (sighup)
 extern int restart_delay_ms;    // jobq.worker_restart_delay (sighup)
 extern bool wakeups_enabled;
-extern int wakeup_interval_us;   // jobq.wakeup_interval (sighup)    // jobq.wakeups (sighup)
+extern int wakeup_interval_us;  // jobq.wakeup_interval (sighup)    // jobq.wakeups (sighup)
 
 void DefineWorkerSettings();
 

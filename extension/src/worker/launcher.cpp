@@ -56,6 +56,14 @@ struct DbEntry {
 
 BackgroundWorkerHandle **handles = nullptr;  // per slot, launcher-local
 bool warned_no_slot = false;
+
+// Frees or re-initialises a slot, keeping its wake-up generation moving so
+// a producer's lock-free check (wakeup.cpp) never trusts stale entries.
+void ResetSlot(DbSlot *slot) {
+    uint64 generation = slot->wake_generation;
+    memset(slot, 0, sizeof *slot);
+    slot->wake_generation = generation + 1;
+}
 bool warned_no_bgworker = false;
 
 void OnLauncherExit(int, Datum) {
@@ -177,7 +185,7 @@ void Reconcile(MemoryContext cxt) {
             slot->stop_requested = true;  // e.g. removed from jobq.database_names
             if (slot->latch) SetLatch(slot->latch);
         } else if (slot->state != kSlotStarting || stopped[i]) {
-            memset(slot, 0, sizeof *slot);
+            ResetSlot(slot);
         }
     }
 
@@ -199,7 +207,7 @@ void Reconcile(MemoryContext cxt) {
                 continue;
             }
             slot = &shared->slots[index];
-            memset(slot, 0, sizeof *slot);
+            ResetSlot(slot);
             slot->dboid = dbs[d].oid;
             slot->state = kSlotExited;
             slot->state_changed_at = 0;  // start at once

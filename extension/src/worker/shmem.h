@@ -57,6 +57,10 @@ struct DbSlot {
     TimestampTz blocked_until;     // DROP DATABASE in progress: do not restart
     bool stop_requested;
     // Wake-ups published by committed transactions, drained by the worker.
+    // Bumped (under the lock) whenever published entries are consumed or
+    // the slot changes hands, so a producer can check "my queue is already
+    // pending" without the lock (seqlock style, see wakeup.cpp).
+    uint64 wake_generation;
     int nwakeups;
     bool wake_all;              // a producer overflowed its list: wake every queue
     TimestampTz next_deadline;  // worker's next planned wake; later dues skip the latch

@@ -18,6 +18,7 @@ extern "C" {
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -49,12 +50,46 @@ void ResetLocal() {
     poke_launcher = false;
 }
 
+int cached_slot = -1;  // index of this database's slot, a hint
+
+// Lock-free fast path: true if every queue this transaction noted is
+// already pending, due now, in this database's slot. Then the worker has
+// not consumed those entries yet, so it will NOTIFY after our commit, and
+// whoever published them has set its latch: there is nothing to do. The
+// slot's wake_generation changes whenever entries are consumed or the slot
+// changes hands; reading it before and after the scan (seqlock style)
+// rejects a torn view, and any doubt falls back to the locked path.
+bool AlreadyPending(TimestampTz now) {
+    if (overflow_level > 0 || cached_slot < 0 || cached_slot >= shared->nslots) return false;
+    volatile DbSlot *slot = &shared->slots[cached_slot];
+    uint64 generation = slot->wake_generation;
+    pg_read_barrier();
+    if (slot->dboid != MyDatabaseId || slot->state != jobq::worker::kSlotRunning) return false;
+    int n = slot->nwakeups;
+    if (n < 0 || n > jobq::worker::kMaxWakeups) return false;
+    pg_read_barrier();
+    for (int i = 0; i < n_local; ++i) {
+        const LocalWake &w = local_wakes[i];
+        if (w.due > now) return false;  // future dues are merged under the lock
+        bool found = false;
+        for (int j = 0; j < n && !found; ++j)
+            found = slot->wakeups[j].due <= now &&
+                    strncmp(const_cast<const char *>(slot->wakeups[j].queue), w.queue,
+                            kQueueNameSize) == 0;
+        if (!found) return false;
+    }
+    pg_read_barrier();
+    return slot->wake_generation == generation && slot->dboid == MyDatabaseId;
+}
+
 void Publish() {
     TimestampTz now = GetCurrentTimestamp();
+    if (AlreadyPending(now)) return;
     Latch *latch = nullptr;
     bool set_latch = false;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     DbSlot *slot = jobq::worker::FindSlot(MyDatabaseId);
+    cached_slot = slot != nullptr ? static_cast<int>(slot - shared->slots) : -1;
     if (slot != nullptr && slot->state == jobq::worker::kSlotRunning && slot->latch != nullptr) {
         latch = slot->latch;
         if (overflow_level > 0) {
@@ -71,6 +106,7 @@ void Publish() {
             } else if (slot->nwakeups < jobq::worker::kMaxWakeups) {
                 memcpy(slot->wakeups[j].queue, w.queue, kQueueNameSize);
                 slot->wakeups[j].due = w.due;
+                pg_write_barrier();  // the entry before the count (AlreadyPending)
                 slot->nwakeups++;
             } else {
                 slot->wake_all = true;
