@@ -30,16 +30,20 @@ namespace {
 
 using jobq::pg::PlanSlot;
 
-#define JOBQ_INSERT_JOB                                                                         \
+#define JOBQ_INSERT_SELECT                                                                      \
     "INSERT INTO jobq.job AS j (queue, state, payload, priority, run_at, max_attempts, "       \
     "unique_key) "                                                                              \
     "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, $2, $3, "     \
     "coalesce($4, now()), coalesce($5, q.max_attempts), $6 "                                    \
-    "FROM jobq.queue q WHERE q.name = $1 "                                                      \
-    "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL "
+    "FROM jobq.queue q WHERE q.name = $1 "
+#define JOBQ_INSERT_JOB JOBQ_INSERT_SELECT "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL "
 
 #define JOBQ_INSERT_ARGS 6, {TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
 
+// Without a unique key nothing can conflict: a plain INSERT avoids the
+// speculative-insertion protocol of ON CONFLICT (an extra WAL record and
+// lock per job) on the most common path.
+PlanSlot insert_plain = {JOBQ_INSERT_SELECT "RETURNING id, run_at", JOBQ_INSERT_ARGS, nullptr};
 PlanSlot insert_keep = {JOBQ_INSERT_JOB "DO NOTHING RETURNING id, run_at", JOBQ_INSERT_ARGS,
                         nullptr};
 PlanSlot insert_replace = {
@@ -157,7 +161,8 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
         args.run_at_null = ' ';
     }
 
-    PlanSlot *insert = mode == jobq::UniqueMode::kReplace    ? &insert_replace
+    PlanSlot *insert = !has_key                               ? &insert_plain
+                       : mode == jobq::UniqueMode::kReplace    ? &insert_replace
                        : mode == jobq::UniqueMode::kDebounce ? &insert_debounce
                                                              : &insert_keep;
     Datum values[6] = {CStringGetTextDatum(args.queue),
