@@ -44,7 +44,7 @@ cmp_ok($took, '<', 8, 'and not much longer');
 is(job_row($node, $quick, 'state, attempt, result'), 'completed|1|{"slept": true}',
    'the job that finished within the grace period was completed');
 is(job_row($node, $stuck), 'available|0', 'the unfinished job was released: available, attempt given back');
-ok(!kill(0, $stuck_pid), 'its handler was stopped');
+ok(wait_until(5, sub { !kill(0, $stuck_pid) }), 'its handler was stopped');
 like(runner_log($runner), qr/shut down cleanly/, 'clean shutdown logged');
 
 my $late = enqueue($node, 'quick');
