@@ -30,6 +30,7 @@ note_result() {  # suite passed failed
 }
 
 finish() {
+    echo "== total time: $SECONDS s"
     if ((${#FAILURES[@]})); then
         printf 'failures:\n'
         printf '  %s\n' "${FAILURES[@]}"
@@ -135,6 +136,7 @@ if [[ -n $TAP_FILES ]]; then
         tdir="$WORK/tap/$(echo "$t" | tr / _)"
         mkdir -p "$tdir"
         [[ $(id -u) -eq 0 ]] && chown postgres: "$tdir"
+        t_start=$SECONDS
         (cd "$tdir" && as_pg env TESTDIR="$tdir" JOBQ_RUNNER="$RUNNER_BIN" JOBQ_SOURCE="$ROOT" \
             PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
             prove -v -I "$PGXS_DIR/src/test/perl" -I "$ROOT/test/perl" "$ROOT/$t") >"$tdir/prove.log" 2>&1
@@ -148,7 +150,7 @@ if [[ -n $TAP_FILES ]]; then
                 [[ -f $log ]] && { echo "--- $log"; tail -30 "$log"; }
             done
         fi
-        note_result "TAP $name" "$p" "$f"
+        note_result "TAP $name ($((SECONDS - t_start)) s)" "$p" "$f"
     done
 fi
 
