@@ -5,6 +5,7 @@
 #   make test          every suite (pg_regress, isolation, TAP, unit, runner)
 #   make demo          a private cluster with jobs flowing (Ctrl+C stops it)
 #   make bench         benchmarks (QUICK=1 for a smoke run)
+#   make chaos         the long chaos suite (its short mode runs in make test)
 #   make format        clang-format every C++ source
 
 EXTENSION   = jobq
@@ -33,7 +34,7 @@ $(DATA_built): $(SQL_PARTS) jobq.control
 RUNNER_BUILD = runner/build
 PREFIX      ?= /usr/local
 
-.PHONY: runner install-runner test demo bench format unit
+.PHONY: runner install-runner test demo bench chaos format
 
 all: runner
 
@@ -59,6 +60,9 @@ demo:
 
 bench:
 	bash bench/run.sh $(if $(QUICK),--quick)
+
+chaos:
+	bash test/chaos/run.sh --long
 
 format:
 	clang-format -i $(SRCS) $(wildcard extension/src/*/*.h) \
