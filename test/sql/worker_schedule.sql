@@ -68,11 +68,17 @@ SET ROLE regress_jobq_owner;
 SELECT jobq.create_queue('h_denied', handler => 'public.h_ok(jsonb)'::regprocedure);
 RESET ROLE;
 SELECT count(*) AS queues_after_errors FROM jobq.queues WHERE name LIKE 'h\_%';
+-- the handler runs as the queue's owner, so a superuser may not own one
+SELECT jobq.create_queue('h_ok', handler => 'public.h_ok(jsonb)'::regprocedure);
+GRANT EXECUTE ON FUNCTION public.h_ok(jsonb) TO regress_jobq_owner;
+SET ROLE regress_jobq_owner;
 SELECT jobq.create_queue('h_ok', handler => 'public.h_ok(jsonb)'::regprocedure);
 SELECT name, handler, owner FROM jobq.queues WHERE name = 'h_ok';
 SELECT jobq.alter_queue('h_ok', handler => 'public.h_text(text)'::regprocedure);
 SELECT handler FROM jobq.queues WHERE name = 'h_ok';
 SELECT jobq.drop_queue('h_ok');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION public.h_ok(jsonb) FROM regress_jobq_owner;
 
 -- privileges
 CREATE ROLE regress_jobq_producer;

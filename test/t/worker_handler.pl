@@ -78,9 +78,16 @@ ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs W
 like($node->safe_psql('postgres', qq{SELECT errors -> -1 ->> 'error' FROM jobq.jobs WHERE id = $esc_id}),
     qr/cannot set parameter "role" within security-/, 'SET ROLE is refused');
 
-# A queue owned by a superuser: its handler never runs.
-$node->safe_psql('postgres', q{
+# A superuser cannot create a handler queue (the handler would run as it)...
+my ($rc, $out, $err) = $node->psql('postgres', q{
     SELECT jobq.create_queue('as_super', handler => 'app.work(jsonb)'::regprocedure, max_attempts => 1)});
+like($err, qr/in-database handlers cannot run as superuser/, 'a superuser-owned handler queue is refused at creation');
+# ...and if ownership passes to a superuser later, its handler never runs.
+$node->safe_psql('postgres', q{
+    SET ROLE app_owner;
+    SELECT jobq.create_queue('as_super', handler => 'app.work(jsonb)'::regprocedure, max_attempts => 1);
+    RESET ROLE;
+    UPDATE jobq.queue SET owner = current_user WHERE name = 'as_super';});
 my $super_id = $node->safe_psql('postgres', q{SELECT jobq.enqueue('as_super', '{"super": 1}')});
 ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs WHERE id = $super_id}),
     'a handler queue owned by a superuser fails its jobs');

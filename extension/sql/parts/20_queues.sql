@@ -35,6 +35,12 @@ BEGIN
     END IF;
     IF q.handler IS NOT NULL THEN
         PERFORM jobq._check_handler(q.handler);
+        -- Handlers run as the queue's owner; never let that be a superuser.
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = q.owner AND r.rolsuper) THEN
+            RAISE EXCEPTION 'in-database handlers cannot run as superuser "%"', q.owner
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Create the queue as (or SET ROLE to) the role the handler should run as.';
+        END IF;
     END IF;
 END
 $$;
@@ -84,6 +90,7 @@ BEGIN
     q.concurrency := concurrency;
     q.handler := handler;
     q.handler_timeout := handler_timeout;
+    q.owner := current_user;
     PERFORM jobq._check_queue(q);
     INSERT INTO jobq.queue AS t (name, max_attempts, backoff_base, backoff_max, backoff_jitter,
                                  lease, retention, concurrency, handler, handler_timeout, owner)
