@@ -10,7 +10,9 @@
 // job_lease_iff_running), and the batch statements deliberately leave the
 // state test out: with it, the planner matches the small partial index on
 // running jobs, estimates one row from stale statistics, and joins the
-// batch with a nested loop that is quadratic in its size.
+// batch with a nested loop that is quadratic in its size. The redundant
+// "j.id = ANY($1)" lets the primary key bound the rows read to the batch,
+// whatever the size of the backlog.
 #include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/settings.h"
@@ -37,7 +39,7 @@ PlanSlot complete_jobs = {
     "WITH done AS ("
     "  DELETE FROM jobq.job j USING unnest($1::bigint[], $2::bigint[], $3::jsonb[]) "
     "    AS s(id, token, result)"
-    "  WHERE j.id = s.id AND j.lease_token = s.token"
+    "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
     "  RETURNING j.*, s.result AS job_result"
     ") INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
     "SELECT id, queue, 'completed', payload, priority, run_at, attempt, max_attempts, "
@@ -51,7 +53,7 @@ PlanSlot fail_jobs = {
     "    $5::boolean[]) AS s(id, token, error, retry_in, discard)"
     "), dead AS ("
     "  DELETE FROM jobq.job j USING input s"
-    "  WHERE j.id = s.id AND j.lease_token = s.token"
+    "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
     "    AND (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
     "  RETURNING j.*, s.error AS error_text"
     "), archived AS ("
@@ -66,7 +68,7 @@ PlanSlot fail_jobs = {
     "      jobq.backoff(j.attempt, q.backoff_base, q.backoff_max, q.backoff_jitter)),"
     "    errors = jobq._append_error(j.errors, j.attempt, s.error)"
     "  FROM input s, jobq.queue q"
-    "  WHERE j.id = s.id AND j.lease_token = s.token"
+    "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
     "    AND q.name = j.queue AND NOT (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
     "  RETURNING j.id, j.queue, j.run_at"
     ") SELECT id, 'dead'::text, queue, run_at FROM archived "
@@ -76,7 +78,7 @@ PlanSlot fail_jobs = {
 PlanSlot heartbeat_jobs = {
     "UPDATE jobq.job j SET lease_expires_at = now() + coalesce($3, q.lease) "
     "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token), jobq.queue q "
-    "WHERE j.id = s.id AND j.lease_token = s.token AND q.name = j.queue "
+    "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token AND q.name = j.queue "
     "RETURNING j.id, j.lease_expires_at",
     3, {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID}, nullptr, true};
 
@@ -91,7 +93,7 @@ PlanSlot release_jobs = {
     "UPDATE jobq.job j SET state = 'available', attempt = j.attempt - 1, "
     "  lease_token = NULL, lease_expires_at = NULL "
     "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token) "
-    "WHERE j.id = s.id AND j.lease_token = s.token "
+    "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token "
     "RETURNING j.id, j.queue, j.run_at",
     2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr, true};
 
