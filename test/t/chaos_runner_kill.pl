@@ -32,12 +32,12 @@ my $t0 = JobqChaos::mono();
 my $producer = start_producer($node, dir => $dir, prefix => 'rk', count => $jobs, batch => 250,
                               extra => '"sleep_ms":20');
 
-# Kill a random runner every 200-600 ms until the kill budget is used or
+# Kill a random runner every 200-600 ms (long: 100-500 ms) until the kill budget is used or
 # the drain is done.
 my ($kills, $done) = (0, 0);
 my $kill_deadline = $t0 + chaos_param(short => 60, long => 600);
 while ($kills < $kills_max && JobqChaos::mono() < $kill_deadline) {
-    sleep(0.2 + rand(0.4));
+    sleep(chaos_param(short => 0.2, long => 0.1) + rand(0.4));    # long: 200 kills well inside the drain
     my $left = $node->safe_psql('postgres',
         "SELECT count(*) FROM jobq.job");
     my $acked = () = do { open my $fh, '<', $producer->{log}; <$fh> };
