@@ -71,6 +71,8 @@ SELECT jobq.enqueue('mail', '{}', unique_mode => 'replace');
 SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce');
 SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce', debounce => '-1 minute');
 SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce', debounce => '1 minute', run_at => now());
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', debounce => '1 minute');
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'keep', debounce => '-1 second');
 SET jobq.max_payload_size = 1024;
 SELECT jobq.enqueue('mail', jsonb_build_object('blob', repeat('x', 2000)));
 SELECT count(*) FROM jobq.enqueue_many('mail', ARRAY['{}', jsonb_build_object('blob', repeat('x', 2000))]);

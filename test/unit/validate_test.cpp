@@ -54,6 +54,12 @@ TEST(Limits, ClaimBatch) {
     EXPECT_EQ(SqlStateOf([] { jobq::CheckClaimBatch(-5); }), "22023");
 }
 
+TEST(Limits, WorkerName) {
+    EXPECT_NO_THROW(jobq::CheckWorkerName("host-1:4242"));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckWorkerName(""); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckWorkerName(std::string(201, 'w')); }), "22023");
+}
+
 TEST(Limits, MaxAttemptsAndPriority) {
     EXPECT_NO_THROW(jobq::CheckMaxAttempts(1));
     EXPECT_NO_THROW(jobq::CheckMaxAttempts(1000));

@@ -23,6 +23,15 @@ void CheckQueueName(std::string_view name) {
                     "and start with a letter or digit.");
 }
 
+void CheckWorkerName(std::string_view name) {
+    if (name.empty())
+        throw Error(sqlstate::kInvalidParameterValue, "worker name must not be empty");
+    if (name.size() > kMaxWorkerNameLength)
+        throw Error(sqlstate::kInvalidParameterValue,
+                    fmt::format("worker name is too long ({} bytes)", name.size()),
+                    fmt::format("Worker names have at most {} bytes.", kMaxWorkerNameLength));
+}
+
 void CheckClaimBatch(int64_t max_jobs) {
     if (max_jobs < 1 || max_jobs > kMaxClaimBatch)
         throw Error(sqlstate::kInvalidParameterValue,

@@ -19,6 +19,10 @@ void CheckQueueName(std::string_view name);
 inline constexpr int kMaxClaimBatch = 10000;
 void CheckClaimBatch(int64_t max_jobs);
 
+// Worker names identify a claimer (host:pid, say) on every job it holds.
+inline constexpr std::size_t kMaxWorkerNameLength = 200;
+void CheckWorkerName(std::string_view name);
+
 inline constexpr int kMaxAttemptsLimit = 1000;
 void CheckMaxAttempts(int64_t max_attempts);
 

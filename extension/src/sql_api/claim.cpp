@@ -106,7 +106,12 @@ PG_FUNCTION_INFO_V1(jobq_claim);
 // claim(queues text[], worker text, max_jobs int, lease interval) returns table
 Datum jobq_claim(PG_FUNCTION_ARGS) {
     jobq::sql::RequireArg(fcinfo, 0, "queues");
+    jobq::sql::RequireArg(fcinfo, 1, "worker");
     jobq::sql::RequireArg(fcinfo, 2, "max_jobs");
+    // The worker name is stored on every claimed job and matched by the
+    // rescuer; keep it a name, not a payload.
+    const char *worker_name = jobq::sql::TextArg(fcinfo, 1);
+    jobq::pg::CallCpp([&] { jobq::CheckWorkerName(worker_name); });
     ArrayType *queue_array = PG_GETARG_ARRAYTYPE_P(0);
     int32 max_jobs = PG_GETARG_INT32(2);
     bool has_lease = !PG_ARGISNULL(3);
@@ -131,8 +136,8 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
     }
 
     jobq::pg::BeginMaterializedResult(fcinfo);
-    Datum worker = PG_ARGISNULL(1) ? 0 : PG_GETARG_DATUM(1);
-    char worker_null = PG_ARGISNULL(1) ? 'n' : ' ';
+    Datum worker = PG_GETARG_DATUM(1);
+    char worker_null = ' ';
     Datum lease = has_lease ? PG_GETARG_DATUM(3) : 0;
     char lease_null = has_lease ? ' ' : 'n';
 

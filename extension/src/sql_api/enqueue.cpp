@@ -141,12 +141,13 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     int64 debounce_us = has_debounce ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(7)) : 0;
     jobq::UniqueMode mode = jobq::pg::CallCpp([&] {
         jobq::UniqueMode m = jobq::ParseUniqueMode(mode_text);
-        if (m == jobq::UniqueMode::kDebounce) {
-            if (!has_debounce)
-                throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                                  "unique_mode \"debounce\" requires a debounce interval");
-            jobq::CheckPositiveInterval("debounce", debounce_us);
-        }
+        if (m == jobq::UniqueMode::kDebounce && !has_debounce)
+            throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
+                              "unique_mode \"debounce\" requires a debounce interval");
+        if (has_debounce && m != jobq::UniqueMode::kDebounce)
+            throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
+                              "debounce requires unique_mode \"debounce\"");
+        if (has_debounce) jobq::CheckPositiveInterval("debounce", debounce_us);
         return m;
     });
     if (mode != jobq::UniqueMode::kKeep && !has_key)
