@@ -76,13 +76,15 @@ class ExecExecution : public Execution {
         for (char **e = environ; *e; ++e) {
             std::string_view entry(*e);
             if (entry.rfind("JOBQ_JOB_ID=", 0) == 0 || entry.rfind("JOBQ_ATTEMPT=", 0) == 0 ||
-                entry.rfind("JOBQ_QUEUE=", 0) == 0)
+                entry.rfind("JOBQ_QUEUE=", 0) == 0 || entry.rfind("JOBQ_LEASE_TOKEN=", 0) == 0)
                 continue;
             env_strings.emplace_back(entry);
         }
         env_strings.push_back(fmt::format("JOBQ_JOB_ID={}", job.id));
         env_strings.push_back(fmt::format("JOBQ_ATTEMPT={}", job.attempt));
         env_strings.push_back(fmt::format("JOBQ_QUEUE={}", job.queue));
+        // id + lease token name this execution uniquely (a retry has a new token).
+        env_strings.push_back(fmt::format("JOBQ_LEASE_TOKEN={}", job.token));
         std::vector<char *> envp;
         for (auto &s : env_strings) envp.push_back(s.data());
         envp.push_back(nullptr);
