@@ -29,3 +29,14 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The server headers come from the mirror's newest 15.x; keep the server at
+# the same minor release so the module is built for exactly what runs it.
+server=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+headers=$(dpkg-query -W -f='${Version}' postgresql-server-dev-15 2>/dev/null || true)
+if [[ -n $server && -n $headers && $server != "$headers" && $(id -u) -eq 0 ]]; then
+  echo "install-deps: upgrading postgresql-15 $server to $headers to match the server headers"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "postgresql-15=$headers" >/dev/null ||
+    echo "install-deps: could not upgrade postgresql-15; building against $headers headers" >&2
+fi
