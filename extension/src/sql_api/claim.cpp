@@ -40,41 +40,30 @@ PlanSlot lock_limited_queue = {
 PlanSlot count_running = {
     "SELECT count(*) FROM jobq.job WHERE queue = $1 AND state = 'running'", 1, {TEXTOID}, nullptr};
 
-PlanSlot claim_jobs = {
-    "WITH candidate AS MATERIALIZED ("
-    "  SELECT id FROM jobq.job"
-    "  WHERE queue = ANY($1) AND state <> 'running' AND run_at <= now()"
-    "  ORDER BY priority, run_at, id"
-    "  LIMIT $3"
-    "  FOR UPDATE SKIP LOCKED"
-    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "
-    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"
-    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"
-    "  worker = $2, attempted_at = now() "
-    "FROM token, jobq.queue q "
-    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "
-    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"
-    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at",
-    4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr, true};
+// The claim statement around a queue filter ($1 is the queue or queues).
+#define JOBQ_CLAIM_SQL(queue_filter)                                                        \
+    "WITH candidate AS MATERIALIZED ("                                                      \
+    "  SELECT id FROM jobq.job"                                                             \
+    "  WHERE " queue_filter " AND state <> 'running' AND run_at <= now()"                   \
+    "  ORDER BY priority, run_at, id"                                                       \
+    "  LIMIT $3"                                                                            \
+    "  FOR UPDATE SKIP LOCKED"                                                              \
+    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "          \
+    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"                     \
+    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"        \
+    "  worker = $2, attempted_at = now() "                                                  \
+    "FROM token, jobq.queue q "                                                             \
+    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "              \
+    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"         \
+    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at"
+
+PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
+                       4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr, true};
 
 // The same for one queue: "queue = $1" lets the claim index deliver rows in
 // claim order and stop at the limit (with "= ANY" it must sort every due job).
-PlanSlot claim_one_queue = {
-    "WITH candidate AS MATERIALIZED ("
-    "  SELECT id FROM jobq.job"
-    "  WHERE queue = $1 AND state <> 'running' AND run_at <= now()"
-    "  ORDER BY priority, run_at, id"
-    "  LIMIT $3"
-    "  FOR UPDATE SKIP LOCKED"
-    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "
-    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"
-    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"
-    "  worker = $2, attempted_at = now() "
-    "FROM token, jobq.queue q "
-    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "
-    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"
-    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at",
-    4, {TEXTOID, TEXTOID, INT4OID, INTERVALOID}, nullptr, true};
+PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1"),
+                            4, {TEXTOID, TEXTOID, INT4OID, INTERVALOID}, nullptr, true};
 
 constexpr int kClaimColumns = 10;
 
