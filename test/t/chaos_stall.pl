@@ -39,7 +39,7 @@ my $n = 4;
 my $first = $node->safe_psql('postgres', "SELECT min(id) FROM (SELECT jobq.enqueue('hb', jsonb_build_object('tag', 'stall-' || g, 'sleep_ms', 3000))
     AS id FROM generate_series(1, $n) g) s");
 ok(chaos_wait(10, sub {
-    my @s = grep { /^S \d+ 1 - $r1->{pid} / } do { open my $fh, '<', $ledger or die; <$fh> };
+    my @s = grep { /^S \d+ 1 \S+ $r1->{pid} / } do { open my $fh, '<', $ledger or die; <$fh> };
     @s >= $long_runs + $n;
 }), "runner 1 started all $n jobs");
 ledger_event($ledger, 'Z', $r1->{pid});
