@@ -2,6 +2,8 @@
 // never interleaved half-way.
 #include "log.h"
 
+#include "json_text.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -39,34 +41,8 @@ std::string LogfmtValue(std::string_view value) {
         if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) needs_quotes = true;
     }
     if (!needs_quotes) return std::string(value);
-    std::string out = "\"";
-    for (unsigned char c : value) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < ' ' || c == 0x7f) {
-                    out += fmt::format("\\u{:04x}", c);
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-    return out;
+    // A quoted logfmt value is a JSON string: one escaper for both.
+    return JsonQuote(value);
 }
 
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
