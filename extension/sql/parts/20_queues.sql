@@ -173,27 +173,28 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION jobq.pause(name text)
+-- pause/resume: a paused queue is claimed from by nobody; enqueue still works.
+CREATE FUNCTION jobq._set_paused(queue_name text, pause boolean)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q jobq.queue;
 BEGIN
-    q := jobq._queue_for_update(name);
-    UPDATE jobq.queue t SET paused = true WHERE t.name = q.name;
+    q := jobq._queue_for_update(queue_name);
+    UPDATE jobq.queue t SET paused = pause WHERE t.name = q.name;
+    IF NOT pause THEN
+        PERFORM jobq._note_wakeup(q.name, now());
+    END IF;
 END
 $$;
 
-CREATE FUNCTION jobq.resume(name text)
-RETURNS void LANGUAGE plpgsql
+CREATE FUNCTION jobq.pause(name text)
+RETURNS void LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    q jobq.queue;
-BEGIN
-    q := jobq._queue_for_update(name);
-    UPDATE jobq.queue t SET paused = false WHERE t.name = q.name;
-    PERFORM jobq._note_wakeup(q.name, now());
-END
-$$;
+AS $$ SELECT jobq._set_paused(name, true) $$;
+
+CREATE FUNCTION jobq.resume(name text)
+RETURNS void LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobq._set_paused(name, false) $$;

@@ -44,6 +44,7 @@ GRANT EXECUTE ON FUNCTION
     jobq.retry(bigint),
     jobq._check_queue(jobq.queue),
     jobq._queue_for_update(text),
+    jobq._set_paused(text, boolean),
     jobq._check_queue_name(text),
     jobq._append_error(jsonb, integer, text),
     jobq.backoff(integer, interval, interval, double precision)
