@@ -214,24 +214,10 @@ CREATE FUNCTION public.noop(payload jsonb) RETURNS void LANGUAGE sql AS '';
 GRANT EXECUTE ON FUNCTION public.noop(jsonb) TO PUBLIC;
 -- The ceiling: a plain table with jobq.job's row shape and its claim index.
 CREATE SCHEMA raw;
-CREATE TABLE raw.job (
-    id               bigserial PRIMARY KEY,
-    queue            text NOT NULL,
-    state            text NOT NULL,
-    payload          jsonb NOT NULL,
-    priority         smallint NOT NULL DEFAULT 0,
-    run_at           timestamptz NOT NULL DEFAULT now(),
-    attempt          integer NOT NULL DEFAULT 0,
-    max_attempts     integer NOT NULL,
-    unique_key       text,
-    lease_token      bigint,
-    lease_expires_at timestamptz,
-    worker           text,
-    progress         jsonb,
-    errors           jsonb,
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    attempted_at     timestamptz
-);
+-- Same columns as jobq.job by construction, so the shapes cannot drift.
+CREATE TABLE raw.job (LIKE jobq.job INCLUDING DEFAULTS);
+CREATE SEQUENCE raw.job_id_seq OWNED BY raw.job.id;
+ALTER TABLE raw.job ALTER id SET DEFAULT nextval('raw.job_id_seq'), ADD PRIMARY KEY (id);
 CREATE INDEX raw_job_claim_idx ON raw.job (queue, priority, run_at, id) WHERE state <> 'running';
 SELECT count(jobq.create_queue(q)) FROM unnest(ARRAY['w1','w2','w3','w4','w4s','w5x','w6','w7']) AS q;
 SQL
