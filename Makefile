@@ -19,7 +19,9 @@ DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/jobq--*--*.sql
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fno-omit-frame-pointer
+# -MMD -MP: objects are rebuilt when a header they include changes (a stale
+# object compiled against an old struct layout crashes the server).
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fno-omit-frame-pointer -MMD -MP
 SHLIB_LINK  = -lfmt -lstdc++
 
 # The bitcode step compiles C++ without our flags and fails on C++17.
@@ -27,6 +29,8 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+-include $(OBJS:.o=.d)
 
 $(DATA_built): $(SQL_PARTS) jobq.control
 	cat $(SQL_PARTS) > $@
@@ -70,4 +74,4 @@ format:
 
 clean: clean-extras
 clean-extras:
-	rm -rf $(RUNNER_BUILD) test/unit/build
+	rm -rf $(RUNNER_BUILD) test/unit/build $(OBJS:.o=.d)
