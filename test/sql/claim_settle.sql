@@ -118,3 +118,24 @@ SELECT * FROM jobq.fail_many(ARRAY[1]::bigint[], ARRAY[1]::bigint[], ARRAY['a', 
 SELECT * FROM jobq.heartbeat(ARRAY[1]::bigint[], ARRAY[1]::bigint[], '-1 minute');
 SELECT jobq.snooze(1, 1, '-1 minute');
 SELECT jobq.snooze(1, 1, NULL);
+
+-- The live-job invariant holds even for direct writes by a superuser
+-- (jobq.job's CHECK constraint job_row_valid): each is refused and changes
+-- nothing.
+SELECT jobq.create_queue('invariant');
+SELECT jobq.enqueue('invariant', '{"n": 1}') > 0 AS enqueued;
+UPDATE jobq.job SET state = 'running' WHERE queue = 'invariant';
+UPDATE jobq.job SET lease_token = 1, lease_expires_at = now() WHERE queue = 'invariant';
+UPDATE jobq.job SET state = 'completed' WHERE queue = 'invariant';
+UPDATE jobq.job SET attempt = max_attempts + 1 WHERE queue = 'invariant';
+UPDATE jobq.job SET attempt = -1 WHERE queue = 'invariant';
+UPDATE jobq.job SET max_attempts = 0 WHERE queue = 'invariant';
+UPDATE jobq.job SET max_attempts = 1001 WHERE queue = 'invariant';
+UPDATE jobq.job SET state = NULL WHERE queue = 'invariant';
+SELECT state, attempt, max_attempts, lease_token IS NULL AS no_token
+FROM jobq.job WHERE queue = 'invariant';
+-- and a legal transition passes
+UPDATE jobq.job SET state = 'running', attempt = 1, lease_token = 1,
+                    lease_expires_at = now() + interval '1 minute'
+WHERE queue = 'invariant';
+SELECT state FROM jobq.job WHERE queue = 'invariant';

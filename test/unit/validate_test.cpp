@@ -101,4 +101,27 @@ TEST(Batches, ParallelArraysMustMatch) {
     EXPECT_EQ(SqlStateOf([] { jobq::CheckSameLength("tokens", 3, 2); }), "2202E");
 }
 
+TEST(LiveJobRow, AcceptsEveryLegalState) {
+    for (const char *state : {"available", "scheduled", "retryable"})
+        EXPECT_TRUE(jobq::IsValidLiveJobRow({state, 0, 1, false, false})) << state;
+    EXPECT_TRUE(jobq::IsValidLiveJobRow({"running", 1, 1, true, true}));
+    EXPECT_TRUE(jobq::IsValidLiveJobRow({"retryable", 999, 1000, false, false}));
+}
+
+TEST(LiveJobRow, RejectsBrokenInvariants) {
+    // Finished and unknown states belong to the archive or nowhere.
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"completed", 1, 1, false, false}));
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"", 0, 1, false, false}));
+    // A lease exactly when running: both parts, and only then.
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"running", 1, 1, true, false}));
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"running", 1, 1, false, true}));
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"available", 0, 1, true, true}));
+    // Attempts within 0..max_attempts, max_attempts within 1..1000.
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"available", -1, 1, false, false}));
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"running", 2, 1, true, true}));
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"available", 0, 0, false, false}));
+    EXPECT_FALSE(jobq::IsValidLiveJobRow({"available", 0, 1001, false, false}));
+}
+
 }  // namespace
+

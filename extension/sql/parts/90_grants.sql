@@ -47,5 +47,6 @@ GRANT EXECUTE ON FUNCTION
     jobq._set_paused(text, boolean),
     jobq._check_queue_name(text),
     jobq._append_error(jsonb, integer, text),
+    jobq._job_row_valid(text, integer, integer, bigint, timestamptz),
     jobq.backoff(integer, interval, interval, double precision)
 TO jobq_admin;

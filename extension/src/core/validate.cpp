@@ -85,4 +85,13 @@ void CheckSameLength(const char *what, int64_t expected, int64_t actual) {
                     "Each id needs its own lease token (and result or error, if given).");
 }
 
+bool IsValidLiveJobRow(const LiveJobRow &row) noexcept {
+    bool running = row.state == "running";
+    bool live = running || row.state == "available" || row.state == "scheduled" ||
+                row.state == "retryable";
+    return live && running == (row.has_lease_token && row.has_lease_expiry) && row.attempt >= 0 &&
+           row.attempt <= row.max_attempts && row.max_attempts >= 1 &&
+           row.max_attempts <= kMaxAttemptsLimit;
+}
+
 }  // namespace jobq

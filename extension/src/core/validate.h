@@ -41,4 +41,16 @@ UniqueMode ParseUniqueMode(std::string_view mode);
 // Parallel arrays of a batch call must be equally long.
 void CheckSameLength(const char *what, int64_t expected, int64_t actual);
 
+// The invariant of a row of the live-job table (jobq.job's CHECK
+// constraint): a live state; a lease (token and expiry) exactly when
+// running; 0 <= attempt <= max_attempts; max_attempts within its limits.
+struct LiveJobRow {
+    std::string_view state;
+    int64_t attempt;
+    int64_t max_attempts;
+    bool has_lease_token;
+    bool has_lease_expiry;
+};
+bool IsValidLiveJobRow(const LiveJobRow &row) noexcept;
+
 }  // namespace jobq

@@ -7,7 +7,7 @@
 // applied, so the caller learns which were stale.
 //
 // "lease_token = token" alone implies state = 'running' (CHECK constraint
-// job_lease_iff_running), and the batch statements deliberately leave the
+// job_row_valid), and the batch statements deliberately leave the
 // state test out: with it, the planner matches the small partial index on
 // running jobs, estimates one row from stale statistics, and joins the
 // batch with a nested loop that is quadratic in its size. The redundant
