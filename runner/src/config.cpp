@@ -267,7 +267,7 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
     if (const toml::table *r = GetTable(root, "runner")) {
         CheckKeys(*r, "runner.",
                   {"worker", "poll_interval", "grace_period", "reconnect_min", "reconnect_max",
-                   "query_timeout"});
+                   "query_timeout", "durable_claims"});
         if (auto v = GetString(*r, "runner.", "worker")) {
             if (v->empty()) Fail("runner.worker", "must not be empty");
             c.worker = *v;
@@ -277,6 +277,10 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
         if (auto v = GetDuration(*r, "runner.", "reconnect_min")) c.reconnect_min = *v;
         if (auto v = GetDuration(*r, "runner.", "reconnect_max")) c.reconnect_max = *v;
         if (auto v = GetDuration(*r, "runner.", "query_timeout")) c.query_timeout = *v;
+        if (const toml::node *n = r->get("durable_claims")) {
+            if (!n->is_boolean()) Fail("runner.durable_claims", "must be true or false");
+            c.durable_claims = n->as_boolean()->get();
+        }
         if (c.reconnect_max < c.reconnect_min)
             Fail("runner.reconnect_max", "must not be less than reconnect_min");
     }

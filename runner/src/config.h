@@ -57,6 +57,10 @@ struct Config {
     Millis reconnect_min{100};
     Millis reconnect_max{10'000};
     Millis query_timeout{30'000};
+    // false: claims commit with synchronous_commit = off (no WAL flush wait
+    // on the path to a handler's start). A claim lost in a server crash
+    // only means the job runs again; enqueues and settles stay durable.
+    bool durable_claims = false;
     std::vector<QueueConfig> queues;
 };
 

@@ -446,7 +446,7 @@ void Runner::MaybeClaim() {
             if (q.config->name == r.queue) q.want_claim = false;
         }
     }
-    Statement st = BuildClaimStatement(requests, config_.worker);
+    Statement st = BuildClaimStatement(requests, config_.worker, config_.durable_claims);
     work_->Send(st.sql, st.params, [this, requests, now](PgOutcome outcome) mutable {
         OnClaimed(std::move(requests), now, std::move(outcome));
     });

@@ -129,7 +129,7 @@ SettleAcks ParseSettleResult(const PGresult *result) {
 }
 
 Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests,
-                              const std::string &worker) {
+                              const std::string &worker, bool durable) {
     Statement st;
     st.params.emplace_back(Column(requests, [](const ClaimRequest &r) { return r.queue; }));
     st.params.emplace_back(
@@ -143,10 +143,18 @@ Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests,
     // The remaining lease is measured against clock_timestamp() after the
     // claim ran, so the runner's local deadline (send time + remaining) can
     // only be earlier than the database's: self-fencing errs on the safe side.
+    //
+    // Not durable: set_config(..., is_local => true) lasts until the end of
+    // the statement's own (implicit) transaction, so only this claim's
+    // commit skips the WAL flush wait.
     st.sql =
         "SELECT c.id, c.queue, c.payload::text, c.attempt, c.lease_token, "
-        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 "
-        "FROM unnest($1::text[], $2::int[], $3::interval[]) WITH ORDINALITY AS q(name, n, lease, "
+        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 FROM ";
+    if (!durable)
+        st.sql += "(SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async(s) "
+                  "CROSS JOIN ";
+    st.sql +=
+        "unnest($1::text[], $2::int[], $3::interval[]) WITH ORDINALITY AS q(name, n, lease, "
         "ord) "
         "CROSS JOIN LATERAL jobq.claim(ARRAY[q.name], $4, q.n, q.lease) AS c "
         "ORDER BY q.ord";

@@ -83,6 +83,7 @@ struct ClaimRequest {
     int max_jobs;
     std::optional<Millis> lease;
 };
-Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests, const std::string &worker);
+Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests, const std::string &worker,
+                              bool durable = true);
 
 }  // namespace jobq

@@ -59,6 +59,7 @@ grace_period = "10s"
 reconnect_min = "50ms"
 reconnect_max = "5s"
 query_timeout = "20s"
+durable_claims = true
 
 [queues.emails]
 handler = "http"
@@ -89,6 +90,7 @@ handler = "noop"
     EXPECT_EQ(c.grace_period, Millis(10'000));
     EXPECT_EQ(c.reconnect_min, Millis(50));
     EXPECT_EQ(c.query_timeout, Millis(20'000));
+    EXPECT_TRUE(c.durable_claims);
     ASSERT_EQ(c.queues.size(), 3u);
     auto find = [&c](const std::string &name) -> const jobq::QueueConfig & {
         for (const auto &q : c.queues) {
@@ -123,6 +125,7 @@ TEST(Config, Defaults) {
     EXPECT_EQ(c.listen, "");
     EXPECT_EQ(c.poll_interval, Millis(5000));
     EXPECT_EQ(c.grace_period, Millis(30'000));
+    EXPECT_FALSE(c.durable_claims);
     const auto &q = c.queues[0];
     EXPECT_EQ(q.concurrency, 10);
     EXPECT_EQ(q.timeout, Millis(30'000));
@@ -176,6 +179,8 @@ TEST(ConfigErrors, Runner) {
     ExpectError(std::string("[runner]\ngrace_period = true\n") + kMinimalExec,
                 "runner.grace_period", "duration");
     ExpectError(std::string("[runner]\nworker = \"\"\n") + kMinimalExec, "runner.worker", "empty");
+    ExpectError(std::string("[runner]\ndurable_claims = \"yes\"\n") + kMinimalExec,
+                "runner.durable_claims", "true or false");
     ExpectError(
         std::string("[runner]\nreconnect_min = \"2s\"\nreconnect_max = \"1s\"\n") + kMinimalExec,
         "runner.reconnect_max", "reconnect_min");

@@ -32,4 +32,11 @@ TEST(ClaimStatement, OneClaimPerQueue) {
     EXPECT_EQ(*st.params[1], "{\"5\",\"1\"}");
     EXPECT_EQ(*st.params[2], "{NULL,\"2000 milliseconds\"}");
     EXPECT_EQ(*st.params[3], "host:1");
+    EXPECT_EQ(st.sql.find("synchronous_commit"), std::string::npos);
+}
+
+TEST(ClaimStatement, NotDurableSkipsOnlyItsOwnCommitFlush) {
+    auto st = jobq::BuildClaimStatement({{"a", 5, std::nullopt}}, "host:1", false);
+    EXPECT_NE(st.sql.find("set_config('synchronous_commit', 'off', true)"), std::string::npos);
+    EXPECT_EQ(st.params.size(), 4u);
 }
