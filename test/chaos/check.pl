@@ -191,6 +191,13 @@ for my $id (keys %runs) {
 sub cause_of {
     my ($prev, $next) = @_;
     my ($from, $to) = ($prev->{start}, $next->{start});
+    if ($prev->{attempt} == $next->{attempt}) {
+        # Same attempt number: the claim was undone by a crash (see below).
+        for my $c (@crashes) {
+            return ("server $c->{what} undid the claim (claims commit asynchronously)", undef)
+              if $c->{at} >= $from - ($lease || 0) - 1 && $c->{at} <= $to;
+        }
+    }
     for my $k (@kills) {
         # A handler forked just before the kill may log its start just after
         # the kill was logged: allow a few seconds of slack before the start.
@@ -205,7 +212,7 @@ sub cause_of {
           if $z->{pid} == $prev->{runner} && $z->{at} >= $from - 5 && $z->{at} <= $to;
     }
     for my $c (@crashes) {
-        return ("server $c->{what} between the runs (settle outcome unknown or lease expired meanwhile)", undef)
+        return ("server $c->{what} between the runs (settle outcome unknown, lease expired or claim undone meanwhile)", undef)
           if $c->{at} >= $from && $c->{at} <= $to;
     }
     # A crash up to one lease before the start: the runner had claimed the
@@ -231,10 +238,19 @@ for my $id (sort { $a <=> $b } keys %runs) {
     my %seen_attempt;
     for my $i (0 .. $#r) {
         my $r = $r[$i];
-        if ($seen_attempt{ $r->{attempt} }++) {
+        if (my $first = $seen_attempt{ $r->{attempt} }) {
+            # The same attempt number twice: the claim that counted it was
+            # undone. Only a server crash does that (runners commit claims
+            # asynchronously by default; docs/runner.md durable_claims), and
+            # the duplicate is then explained below like any other crash.
+            # The crash may come before the first run: claimed, crash, then
+            # the handler started while the runner reconnected.
+            my $crash = grep { $_->{at} >= $first->{start} - ($lease || 0) - 1 && $_->{at} <= $r->{start} }
+              @crashes;
             push @dups, { id => $id, attempt => $r->{attempt}, cause => undef,
-                          note => "attempt $r->{attempt} started twice" };
+                          note => "attempt $r->{attempt} started twice" } unless $crash;
         }
+        $seen_attempt{ $r->{attempt} } //= $r;
         next if $i == 0;
         $count{extra_runs}++;
         my $prev = $r[ $i - 1 ];
