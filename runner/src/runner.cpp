@@ -20,6 +20,11 @@ namespace jobq {
 namespace {
 
 constexpr Millis kMaintainEvery{100};
+// Lease deadlines are checked every kMaintainEvery, so act that much early:
+// a handler is then killed before its deadline (itself never later than the
+// database's expiry) instead of up to one check after it, when the job may
+// already be rescued; and none starts that the next check would kill.
+constexpr Millis kFenceMargin = kMaintainEvery;
 constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
 constexpr Millis kClaimErrorPause{5'000};
 constexpr Millis kSettleErrorPause{1'000};
@@ -552,7 +557,7 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
 void Runner::StartHandler(Job &job) {
     TimePoint now = EventLoop::Now();
     int64_t id = job.claimed.id;
-    if (now >= job.lease_deadline) {
+    if (now + kFenceMargin >= job.lease_deadline) {
         // Never start a handler once the lease may belong to someone else.
         StopJob(job, "lease expired before the handler could start; not started");
         return;
@@ -624,7 +629,7 @@ void Runner::Maintain() {
     std::vector<int64_t> fenced;
     for (auto &[id, job] : jobs_) {
         if (!job.execution) continue;
-        if (now >= job.lease_deadline) {
+        if (now + kFenceMargin >= job.lease_deadline) {
             fenced.push_back(id);
         } else if (now >= job.next_heartbeat && !job.heartbeat_pending) {
             job.heartbeat_pending = true;
