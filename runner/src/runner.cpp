@@ -321,8 +321,18 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                      {"sqlstate", outcome.sqlstate},
                      {"retry_in", FormatDuration(kSettleErrorPause)}});
             }
-            for (auto &c : batch.completes) pending_.completes.push_back(std::move(c));
-            for (auto &f : batch.fails) pending_.fails.push_back(std::move(f));
+            // After a lost connection the first send may have been applied:
+            // remember it, so a refusal of the re-send is not blamed on the
+            // lease alone.
+            bool unknown = outcome.failure == PgFailure::kConnection;
+            for (auto &c : batch.completes) {
+                c.resent |= unknown;
+                pending_.completes.push_back(std::move(c));
+            }
+            for (auto &f : batch.fails) {
+                f.resent |= unknown;
+                pending_.fails.push_back(std::move(f));
+            }
             for (auto &r : batch.releases) pending_.releases.push_back(r);
             return;
         }
@@ -354,6 +364,12 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
             ++m.completed;
             Log(LogLevel::kInfo, "job completed",
                 {{"job", std::to_string(c.id)}, {"queue", queue}});
+        } else if (c.resent) {
+            ++m.refused;
+            Log(LogLevel::kWarn,
+                "completion not applied when re-sent after a lost connection: the first send "
+                "was applied, or the lease was lost",
+                {{"job", std::to_string(c.id)}, {"queue", queue}});
         } else {
             ++m.refused;
             Log(LogLevel::kWarn, "completion refused: the lease was no longer ours",
@@ -376,6 +392,12 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                  {"queue", queue},
                  {"state", it->second},
                  {"error", f.error}});
+        } else if (f.resent) {
+            ++m.refused;
+            Log(LogLevel::kWarn,
+                "failure not applied when re-sent after a lost connection: the first send "
+                "was applied, or the lease was lost",
+                {{"job", std::to_string(f.id)}, {"queue", queue}});
         } else {
             ++m.refused;
             Log(LogLevel::kWarn, "failure refused: the lease was no longer ours",

@@ -66,8 +66,8 @@ ok(wait_until(20, sub { grep { $_->{what} eq 'cut' } proxy_events() }),
    'the proxy cut the connection after the server answered the completion')
   or diag(runner_log($runner));
 my ($cut) = grep { $_->{what} eq 'cut' } proxy_events();
-ok(wait_until(20, sub { runner_log($runner) =~ /completion refused.* job=$id / }),
-   'the runner sent the completion again; it was reported not applied')
+ok(wait_until(20, sub { runner_log($runner) =~ /completion not applied when re-sent after a lost connection.* job=$id / }),
+   'the runner sent the completion again; it was reported not applied, as a re-send')
   or diag(runner_log($runner));
 
 my $log = runner_log($runner);
