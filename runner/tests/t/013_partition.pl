@@ -41,6 +41,8 @@ create_queue($node, 'p', lease => "'$lease seconds'", max_attempts => 10);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $ledger = "$dir/ledger";
 my ($sockdir, $port) = ($node->host, $node->port);
+# Inside the namespace the OS user is root: name the cluster's superuser.
+my $superuser = $node->safe_psql('postgres', 'SELECT current_user');
 
 # The handler's ledger line at start: job, attempt, token, pid, start time,
 # and what the database says about the job's lease right after (asked over
@@ -52,7 +54,7 @@ use strict;
 use Time::HiRes qw(time sleep);
 my \$start = time;
 my (\$id, \$attempt, \$token) = \@ENV{qw(JOBQ_JOB_ID JOBQ_ATTEMPT JOBQ_LEASE_TOKEN)};
-my \$probe = `psql -XAtq -h $sockdir -p $port -U postgres -d postgres -c "SELECT lease_token, extract(epoch FROM lease_expires_at) FROM jobq.job WHERE id = \$id"`;
+my \$probe = `psql -XAtq -h $sockdir -p $port -U $superuser -d postgres -c "SELECT lease_token, extract(epoch FROM lease_expires_at) FROM jobq.job WHERE id = \$id"`;
 chomp \$probe;
 my (\$held_by, \$expires) = split /\\|/, \$probe;
 sub ledger { open my \$fh, '>>', '$ledger' or die; syswrite \$fh, "\@_\\n"; close \$fh }
@@ -99,7 +101,7 @@ my $runner = { log => "$dir/runner.log" };
 $runner->{pid} = start_process($runner->{log}, [
     $tool{unshare}, '-rn', $^X, "$FindBin::RealBin/../lib/netns_runner.pl",
     '--socket', "$sockdir/.s.PGSQL.$port", '--events', $events, '--forwarder-log', "$dir/forwarder.log",
-    '--ip', $tool{ip}, '--tc', $tool{tc}, '--dsn', 'dbname=postgres user=postgres',
+    '--ip', $tool{ip}, '--tc', $tool{tc}, '--dsn', "dbname=postgres user=$superuser",
     '--', $ENV{JOBQ_RUNNER}, '--config', $config, '--verbose' ], group => 1);
 ok(wait_until(20, sub { runner_log($runner) =~ /msg="connected to database" conn=work/ }),
    'the runner in its own network namespace connected over its loopback') or diag(runner_log($runner));
@@ -150,10 +152,14 @@ ok(runner_alive($runner), 'the runner keeps running through the partition');
 kill 'USR2', $runner->{pid};
 ok(wait_until(10, sub { event_at('heal', 1) }), 'partition healed');
 my $healed = event_at('heal', 1);
-ok(wait_until(30, sub { states(@hang) eq 'completed:2,completed:2' }),
-   'after the heal the runner recovers by itself and the rescued jobs complete (attempt 2)')
+# Usually on attempt 2; attempt 3 when a claim stuck in the blackhole got
+# through after the heal, took the rescued jobs and, past its deadline,
+# started none of them (as in part 3).
+ok(wait_until(30, sub { states(@hang) =~ /^completed:\d+,completed:\d+$/ }),
+   'after the heal the runner recovers by itself and the rescued jobs complete')
   or diag(runner_log($runner));
 my $recovered = time - $healed;
+my $hang_states = states(@hang);
 is(scalar(grep { finished($_, 1) } @hang), 0, 'the stopped attempts never finished');
 
 # 3. Partition while the runner is idle: its next poll's claim is stuck in
@@ -201,11 +207,11 @@ is(scalar(@bad), 0, sprintf 'all %d handler starts happened under a lease the da
 is(sql("SELECT count(*) FROM jobq.jobs WHERE queue = 'p' AND state <> 'completed'"), 0, 'every job completed');
 
 diag(sprintf 'figures: lease %d s; handlers stopped %s s after the cut (%s s from the database\'s expiry); '
-     . 'heal -> rescued jobs completed %.2f s; late claim: partition %.2f s, answered %.2f s after the heal, 3 jobs not started; '
+     . 'heal -> rescued jobs completed %.2f s (%s); late claim: partition %.2f s, answered %.2f s after the heal, 3 jobs not started; '
      . '%d handler starts, all under a held lease',
      $lease, join('/', map { sprintf '%.2f', ($fenced{$_} // 0) - $cut } @hang),
      join('/', map { sprintf '%+.3f', ($fenced{$_} // 0) - $expires{$_} } @hang),
-     $recovered, $round_heal - $round_cut, ($refused_at // $round_heal) - $round_heal, scalar @all);
+     $recovered, $hang_states, $round_heal - $round_cut, ($refused_at // $round_heal) - $round_heal, scalar @all);
 
 is(stop_process($runner->{pid}, 'TERM', 20), 0, 'runner exits 0');
 JobqChaos::check_server_log($node);
