@@ -71,6 +71,7 @@ ok(wait_until(20, sub { runner_log($runner) =~ /completion not applied when re-s
   or diag(runner_log($runner));
 
 my $log = runner_log($runner);
+unlike($log, qr/msg="job completed" job=$id /, 'the runner never saw the answer to its first completion');
 like($log, qr/msg="database connection lost" conn=work/, 'the runner noticed the lost connection');
 like($log, qr/msg="reconnected to database" conn=work/, 'and reconnected by itself');
 my ($reconnect) = grep { $_->{what} eq 'accept' && $_->{at} > $cut->{at} } proxy_events();
@@ -104,6 +105,7 @@ my @ids = split /\n/, $node->safe_psql('postgres',
 ok(wait_until(30, sub {
     $node->safe_psql('postgres', "SELECT count(*) FROM jobq.jobs WHERE queue = 'ack' AND state = 'completed'")
       == $more + 1 }), "the $more later jobs completed") or diag(runner_log($runner));
+like(runner_log($runner), qr/msg="job completed" job=$ids[0] /, 'their completions are acknowledged again');
 is($node->safe_psql('postgres', "SELECT count(*) FROM jobq.jobs WHERE queue = 'ack' AND attempt <> 1"), 0,
    'every job on its first attempt');
 my %starts;
