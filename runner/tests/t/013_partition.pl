@@ -30,7 +30,8 @@ for my $name (qw(unshare ip tc)) {
     plan skip_all => "$name not found" unless $tool{$name};
 }
 my $probe_ns = `$tool{unshare} -rn sh -c '$tool{ip} link set lo up && $tool{tc} qdisc add dev lo root blackhole && echo ok' 2>&1`;
-plan skip_all => "cannot create a network namespace with a blackhole qdisc (unshare -rn, tc): $probe_ns"
+plan skip_all => "cannot create a network namespace with a blackhole qdisc (unshare -rn, tc): "
+  . ((split /\n/, $probe_ns)[0] // 'no output')
   unless $probe_ns =~ /^ok$/m;
 
 my $lease = 2;
