@@ -20,6 +20,11 @@ namespace jobq {
 namespace {
 
 constexpr Millis kMaintainEvery{100};
+// Lease deadlines are checked every kMaintainEvery, so act that much early:
+// a handler is then killed before its deadline (itself never later than the
+// database's expiry) instead of up to one check after it, when the job may
+// already be rescued; and none starts that the next check would kill.
+constexpr Millis kFenceMargin = kMaintainEvery;
 constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
 constexpr Millis kClaimErrorPause{5'000};
 constexpr Millis kSettleErrorPause{1'000};
@@ -316,8 +321,18 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                      {"sqlstate", outcome.sqlstate},
                      {"retry_in", FormatDuration(kSettleErrorPause)}});
             }
-            for (auto &c : batch.completes) pending_.completes.push_back(std::move(c));
-            for (auto &f : batch.fails) pending_.fails.push_back(std::move(f));
+            // After a lost connection the first send may have been applied:
+            // remember it, so a refusal of the re-send is not blamed on the
+            // lease alone.
+            bool unknown = outcome.failure == PgFailure::kConnection;
+            for (auto &c : batch.completes) {
+                c.resent |= unknown;
+                pending_.completes.push_back(std::move(c));
+            }
+            for (auto &f : batch.fails) {
+                f.resent |= unknown;
+                pending_.fails.push_back(std::move(f));
+            }
             for (auto &r : batch.releases) pending_.releases.push_back(r);
             return;
         }
@@ -349,6 +364,12 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
             ++m.completed;
             Log(LogLevel::kInfo, "job completed",
                 {{"job", std::to_string(c.id)}, {"queue", queue}});
+        } else if (c.resent) {
+            ++m.refused;
+            Log(LogLevel::kWarn,
+                "completion not applied when re-sent after a lost connection: the first send "
+                "was applied, or the lease was lost",
+                {{"job", std::to_string(c.id)}, {"queue", queue}});
         } else {
             ++m.refused;
             Log(LogLevel::kWarn, "completion refused: the lease was no longer ours",
@@ -371,6 +392,12 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                  {"queue", queue},
                  {"state", it->second},
                  {"error", f.error}});
+        } else if (f.resent) {
+            ++m.refused;
+            Log(LogLevel::kWarn,
+                "failure not applied when re-sent after a lost connection: the first send "
+                "was applied, or the lease was lost",
+                {{"job", std::to_string(f.id)}, {"queue", queue}});
         } else {
             ++m.refused;
             Log(LogLevel::kWarn, "failure refused: the lease was no longer ours",
@@ -552,7 +579,7 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
 void Runner::StartHandler(Job &job) {
     TimePoint now = EventLoop::Now();
     int64_t id = job.claimed.id;
-    if (now >= job.lease_deadline) {
+    if (now + kFenceMargin >= job.lease_deadline) {
         // Never start a handler once the lease may belong to someone else.
         StopJob(job, "lease expired before the handler could start; not started");
         return;
@@ -624,7 +651,7 @@ void Runner::Maintain() {
     std::vector<int64_t> fenced;
     for (auto &[id, job] : jobs_) {
         if (!job.execution) continue;
-        if (now >= job.lease_deadline) {
+        if (now + kFenceMargin >= job.lease_deadline) {
             fenced.push_back(id);
         } else if (now >= job.next_heartbeat && !job.heartbeat_pending) {
             job.heartbeat_pending = true;

@@ -27,6 +27,7 @@ struct CompleteItem {
     int64_t id;
     int64_t token;
     std::optional<std::string> result;
+    bool resent = false;  // sent again after a connection died with it in flight
 };
 
 struct FailItem {
@@ -35,6 +36,7 @@ struct FailItem {
     std::string error;
     std::optional<Millis> retry_in;
     bool discard;
+    bool resent = false;  // sent again after a connection died with it in flight
 };
 
 struct HeartbeatItem {

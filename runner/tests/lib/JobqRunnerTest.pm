@@ -21,9 +21,24 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(setup_node create_queue enqueue job_row wait_until write_file
   write_script read_lines start_runner stop_runner runner_alive runner_log
-  http_get start_webhook_server stop_webhook_server free_port);
+  http_get start_webhook_server stop_webhook_server free_port start_process stop_process);
 
 my $lib_dir = dirname(__FILE__);
+my %children;    # pid (or -pgid) => 1 for everything this test started
+my $owner = $$;  # a forked child that fails to exec must not clean up
+
+# Whatever happens to the test (a failed assertion, die), nothing it started
+# outlives it: SIGKILL by pid (a negative pid: the whole process group).
+END {
+    return unless defined $owner && $$ == $owner;
+    my $status = $?;
+    for my $pid (keys %children) {
+        next unless kill 0, $pid;
+        kill 'KILL', $pid;
+        waitpid(abs $pid, 0);
+    }
+    $? = $status;
+}
 
 # PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS} --config-auth; the
 # test runner may not set it, so find the installed pg_regress.
@@ -113,10 +128,11 @@ sub free_port {
     return $port;
 }
 
-# Starts jobq-runner against $node with the given TOML (a [database] table is
-# not needed: --dsn is passed). Returns { pid, log, config }.
+# Starts jobq-runner against $node (or a dsn string) with the given TOML (a
+# [database] table is not needed: --dsn is passed). Returns { pid, log, config }.
 sub start_runner {
     my ($node, $toml, @args) = @_;
+    my $dsn = ref $node ? $node->connstr('postgres') : $node;
     my $dir = PostgreSQL::Test::Utils::tempdir();
     my $config = "$dir/runner.toml";
     my $log = "$dir/runner.log";
@@ -127,9 +143,10 @@ sub start_runner {
     if ($pid == 0) {
         open STDOUT, '>>', $log or die;
         open STDERR, '>>', $log or die;
-        exec $runner, '--config', $config, '--dsn', $node->connstr('postgres'), @args;
+        exec $runner, '--config', $config, '--dsn', $dsn, @args;
         die "exec $runner: $!";
     }
+    $children{$pid} = 1;
     my $r = { pid => $pid, log => $log, config => $config };
     wait_until(10, sub { runner_log($r) =~ /jobq-runner: running, Ctrl\+C to stop/ })
       or diag("runner did not start:\n" . runner_log($r));
@@ -147,6 +164,7 @@ sub runner_alive {
     my $got = waitpid($r->{pid}, WNOHANG);
     if ($got == $r->{pid}) {
         $r->{status} = $?;
+        delete $children{ $r->{pid} };    # reaped: its pid may be reused
         return 0;
     }
     return 1;
@@ -192,6 +210,7 @@ sub start_webhook_server {
         exec $^X, "$lib_dir/webhook_server.pl", $secret, $ledger, $port_file, @tls;
         die "exec: $!";
     }
+    $children{$pid} = 1;
     wait_until(10, sub { -s $port_file }) or die "webhook server did not start";
     my ($port) = read_lines($port_file);
     return { pid => $pid, port => $port, ledger => $ledger };
@@ -201,6 +220,53 @@ sub stop_webhook_server {
     my ($server) = @_;
     kill 'TERM', $server->{pid};
     waitpid($server->{pid}, 0);
+    delete $children{ $server->{pid} };
+}
+
+# Starts a helper process (argv, no shell) with stdout and stderr appended
+# to $log; killed when the test exits. group => 1 puts it in a process group
+# of its own, and the cleanup then kills the whole group. Returns the pid.
+sub start_process {
+    my ($log, $argv, %opt) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        POSIX::setpgid(0, 0) if $opt{group};
+        open STDOUT, '>>', $log or die;
+        open STDERR, '>>', $log or die;
+        exec @$argv;
+        die "exec $argv->[0]: $!";
+    }
+    POSIX::setpgid($pid, $pid) if $opt{group};    # no race with the first kill
+    $children{ $opt{group} ? -$pid : $pid } = 1;
+    return $pid;
+}
+
+# SIGTERM (or $signal), then waits up to $timeout seconds, then SIGKILL (and
+# for a group started with group => 1, SIGKILL to what is left of the group).
+# Returns the exit status (as from $?).
+sub stop_process {
+    my ($pid, $signal, $timeout) = @_;
+    $timeout //= 10;
+    kill $signal // 'TERM', $pid;
+    my $deadline = time + $timeout;
+    my $status;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $status = $?;
+            last;
+        }
+        sleep 0.05;
+    }
+    if (!defined $status) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+        $status = $?;
+    }
+    # A group leader gone: sweep whatever it left in its group.
+    kill 'KILL', -$pid if delete $children{ -$pid };
+    delete $children{$pid};
+    return $status;
 }
 
 1;
