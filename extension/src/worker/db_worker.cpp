@@ -315,8 +315,13 @@ void ManageHandlers(TimestampTz now) {
         WorkerExtra extra = {st.slot_index, i, st.generation};
         memcpy(worker.bgw_extra, &extra, sizeof extra);
         worker.bgw_notify_pid = MyProcPid;
+        // The handle is palloc'd in the current context: it must outlive
+        // this loop turn (loop_cxt is reset at its end).
         BackgroundWorkerHandle *handle = nullptr;
-        if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+        MemoryContextSwitchTo(old);
+        if (!registered) {
             ereport(WARNING,
                     (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                      errmsg("jobq worker could not start in-database handler worker %d", i),

@@ -137,8 +137,13 @@ bool StartDatabaseWorker(int index, const DbEntry &db) {
     WorkerExtra extra = {index, -1, 0};
     memcpy(worker.bgw_extra, &extra, sizeof extra);
     worker.bgw_notify_pid = MyProcPid;
+    // The handle is palloc'd in the current context: it must outlive this
+    // loop turn (the launcher's loop context is reset at its end).
     BackgroundWorkerHandle *handle = nullptr;
-    if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+    MemoryContextSwitchTo(old);
+    if (!registered) {
         if (!warned_no_bgworker)
             ereport(WARNING,
                     (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
