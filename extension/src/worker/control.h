@@ -8,6 +8,7 @@ extern "C" {
 PGDLLEXPORT void jobq_launcher_main(Datum arg);
 PGDLLEXPORT void jobq_db_worker_main(Datum arg);
 PGDLLEXPORT void jobq_handler_worker_main(Datum arg);
+PGDLLEXPORT void jobq_vacuum_worker_main(Datum arg);
 }
 
 namespace jobq::worker {
@@ -18,6 +19,11 @@ namespace jobq::worker {
 void StopDatabaseWorkers(Oid dboid);
 // After the command: the launcher may start them again in `delay_ms`.
 void AllowDatabaseWorkers(Oid dboid, int delay_ms);
+
+// A unit of the database worker (tx.h): starts a "jobq vacuum" process when
+// jobq.job's dead tuples grew by jobq.vacuum_threshold since the last one.
+// arg: the database's slot index (int *).
+void UnitVacuumCheck(void *arg);
 
 // bgw_extra of database and handler workers.
 struct WorkerExtra {

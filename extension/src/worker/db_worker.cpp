@@ -7,6 +7,8 @@
 //   rescue     return jobs with expired leases (jobq._rescue);
 //   schedules  enqueue due ticks of periodic jobs (jobq._run_schedules);
 //   prune      delete finished jobs past retention (jobq._prune);
+//   vacuum     start a "jobq vacuum" process when jobq.job's dead tuples
+//              pass jobq.vacuum_threshold (vacuum.cpp);
 //   handlers   keep jobq.handler_workers "jobq handler" processes running
 //              while some queue has an in-database handler.
 // The loop sleeps on its latch until the earliest deadline (next due job,
@@ -48,6 +50,7 @@ using namespace jobq::worker;
 constexpr int kRescueBatch = 1000;
 constexpr int kPruneBudgetMs = 200;  // longest pruning session per loop turn
 constexpr int kScheduleRecheckMs = 60 * 1000;
+constexpr int kVacuumCheckMs = 1000;  // dead-tuple check of jobq.job (pgstat flushes ~1/s)
 // Pseudo-queue jobq.schedule() notes so the worker re-reads next ticks.
 constexpr const char *kScheduleWakeup = "jobq.schedule";
 
@@ -60,7 +63,7 @@ struct State {
     bool have_cursor;
     TimestampTz due_cursor;  // wake-ups for jobs due up to here were sent
     TimestampTz next_due;    // earliest future run_at known (0: none)
-    TimestampTz next_wake_scan, next_rescue, next_prune, next_cron;
+    TimestampTz next_wake_scan, next_rescue, next_prune, next_cron, next_vacuum_check;
     bool have_handlers;
     bool wake_failed;         // last tick failed: next scan wakes every due queue
     TimestampTz last_notify;  // end of the last fast-path NOTIFY tick
@@ -470,6 +473,10 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
                 CHECK_FOR_INTERRUPTS();
             }
             if (full) st.next_prune = 0;  // more to delete: continue next turn
+        }
+        if (!st.extension_gone && vacuum_threshold > 0 && now >= st.next_vacuum_check) {
+            st.next_vacuum_check = TimestampTzPlusMilliseconds(now, kVacuumCheckMs);
+            Run("hot-table vacuum check", UnitVacuumCheck, &st.slot_index);
         }
         if (st.extension_gone) {
             ereport(LOG,

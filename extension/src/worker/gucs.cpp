@@ -2,6 +2,8 @@
 // memory) is reloaded on SIGHUP; only superusers (or ALTER SYSTEM) set them.
 #include "worker/gucs.h"
 
+#include <climits>
+
 extern "C" {
 #include "postgres.h"
 #include "utils/guc.h"
@@ -19,6 +21,7 @@ int prune_batch_size = 1000;
 int handler_workers = 1;
 int handler_batch_size = 10;
 int restart_delay_ms = 5000;
+int vacuum_threshold = 50000;
 bool wakeups_enabled = true;
 int wakeup_interval_us = 1000;
 
@@ -61,6 +64,13 @@ void DefineWorkerSettings() {
                             "Delay before the launcher restarts a database worker that exited.",
                             nullptr, &restart_delay_ms, 5000, 0, 3600 * 1000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "jobq.vacuum_threshold",
+        "Dead tuples in jobq.job, beyond what the last vacuum left, that start a vacuum of it.",
+        "The worker starts a short-lived \"jobq vacuum\" process (one max_worker_processes "
+        "slot) so freed space is reused well before autovacuum would come by. 0: leave it to "
+        "autovacuum.",
+        &vacuum_threshold, 50000, 0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "jobq.wakeup_interval", "Shortest spacing of the worker's NOTIFY ticks, in microseconds.",
         "Under a stream of commits one tick then announces many of them; a commit after a quiet "

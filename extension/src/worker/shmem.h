@@ -68,6 +68,9 @@ struct DbSlot {
     // In-database handler workers of this database.
     HandlerSlot handlers[kMaxHandlerWorkers];
     uint64 handler_generation;  // bumped by the database worker on each start
+    // Dead tuples in jobq.job right after the last "jobq vacuum" (vacuum.cpp);
+    // -1 while one runs or when it failed.
+    int64 vacuum_left_dead;
     // Counters and settings the worker publishes for jobq.worker_status().
     TimestampTz last_tick;
     int64 rescue_interval_ms;

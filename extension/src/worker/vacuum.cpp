@@ -1,0 +1,175 @@
+// Hot-table vacuum: the database worker starts a short-lived "jobq vacuum"
+// process that runs VACUUM (SKIP_LOCKED) jobq.job once the table's dead
+// tuples have grown by jobq.vacuum_threshold since the last such vacuum.
+//
+// Why not leave it to autovacuum: every job leaves two dead tuples in
+// jobq.job (the claim's old version and the settled row, moved to the
+// archive), and a busy queue turns the whole table over in seconds, while
+// autovacuum looks at a table once per autovacuum_naptime (1 min). Until a
+// VACUUM records the freed space in the free space map, new jobs extend the
+// table instead of reusing it, so back-to-back bursts grow it without bound
+// (BENCHMARKS.md W5). A separate process keeps the worker's wake-ups on time
+// while the vacuum runs.
+//
+// Growth is measured from the dead tuples the previous vacuum left (it
+// publishes them in the database's slot): while a long transaction pins
+// xmin nothing can be removed, and the worker must not start a useless
+// vacuum every second.
+//
+// Error policy: see tx.h. An ERROR in the vacuum process ends it (it is
+// started again at the next threshold crossing); the check is a unit of the
+// database worker.
+#include <cstring>
+
+#include "worker/control.h"
+#include "worker/gucs.h"
+#include "worker/shmem.h"
+#include "worker/tx.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "parser/parse_node.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+}
+
+namespace jobq::worker {
+
+constexpr const char *kVacuumSql = "VACUUM (SKIP_LOCKED) jobq.job";
+constexpr const char *kDeadTuplesSql =
+    "SELECT pg_catalog.pg_stat_get_dead_tuples(c.oid) FROM pg_catalog.pg_class c "
+    "WHERE c.oid = pg_catalog.to_regclass('jobq.job')";
+
+namespace {
+
+// Database-worker state: trivial types only.
+struct VacuumState {
+    BackgroundWorkerHandle *handle;  // the running or last vacuum process
+    bool running;                    // handle's process had not stopped at the last check
+    int64 baseline_dead;             // dead tuples the last vacuum left (0 at start)
+    uint64 started;                  // vacuums started since this worker started
+    bool warned;                     // about max_worker_processes, once until a start succeeds
+} vs;
+
+bool StartVacuumProcess(int slot_index) {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "jobq");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "jobq_vacuum_worker_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "jobq vacuum for database %u", MyDatabaseId);
+    snprintf(worker.bgw_type, BGW_MAXLEN, "jobq vacuum");
+    worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+    WorkerExtra extra = {slot_index, -1, 0};
+    memcpy(worker.bgw_extra, &extra, sizeof extra);
+    worker.bgw_notify_pid = MyProcPid;
+    // The handle must outlive the unit's transaction and the loop turn.
+    BackgroundWorkerHandle *handle = nullptr;
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+    MemoryContextSwitchTo(old);
+    if (!registered) {
+        if (!vs.warned)
+            ereport(WARNING, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                              errmsg("jobq worker could not start a vacuum of jobq.job"),
+                              errhint("Increase max_worker_processes.")));
+        vs.warned = true;
+        return false;
+    }
+    vs.warned = false;
+    if (vs.handle != nullptr) pfree(vs.handle);
+    vs.handle = handle;
+    return true;
+}
+
+}  // namespace
+
+void UnitVacuumCheck(void *arg) {
+    DbSlot *slot = &shared->slots[*static_cast<int *>(arg)];
+    if (vs.running) {
+        pid_t pid;
+        if (GetBackgroundWorkerPid(vs.handle, &pid) != BGWH_STOPPED) return;
+        vs.running = false;
+        LWLockAcquire(shared->lock, LW_SHARED);
+        int64 left = slot->vacuum_left_dead;
+        LWLockRelease(shared->lock);
+        if (left >= 0) vs.baseline_dead = left;
+    }
+    if (!BeginWork("jobq: hot-table vacuum check")) {
+        EndWork();
+        return;
+    }
+    bool isnull = true;
+    int64 dead = ExecInt64(kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
+    EndWork();
+    if (isnull) return;
+    // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
+    if (dead < vs.baseline_dead) vs.baseline_dead = dead;
+    if (dead - vs.baseline_dead < vacuum_threshold) return;
+    ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples",
+                            static_cast<long long>(dead))));
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    slot->vacuum_left_dead = -1;
+    LWLockRelease(shared->lock);
+    if (StartVacuumProcess(*static_cast<int *>(arg))) {
+        vs.running = true;
+        vs.started++;
+    }
+}
+
+}  // namespace jobq::worker
+
+extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
+    using jobq::worker::DbSlot;
+    using jobq::worker::shared;
+    Oid dboid = DatumGetObjectId(main_arg);
+    jobq::worker::WorkerExtra extra;
+    memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+    pgstat_report_appname("jobq vacuum");
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+
+    // vacuum() allocates under PortalContext and runs one transaction per
+    // relation itself; it expects to be called inside a started transaction
+    // (as exec_simple_query does) and leaves one open for the caller.
+    PortalContext =
+        AllocSetContextCreate(TopMemoryContext, "jobq vacuum", ALLOCSET_DEFAULT_SIZES);
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    using jobq::worker::kVacuumSql;
+    pgstat_report_activity(STATE_RUNNING, kVacuumSql);
+    MemoryContext old = MemoryContextSwitchTo(PortalContext);
+    List *trees = pg_parse_query(kVacuumSql);
+    RawStmt *raw = linitial_node(RawStmt, trees);
+    ParseState *pstate = make_parsestate(nullptr);
+    pstate->p_sourcetext = kVacuumSql;
+    MemoryContextSwitchTo(old);
+    ExecVacuum(pstate, castNode(VacuumStmt, raw->stmt), true);
+    CommitTransactionCommand();
+
+    // What the vacuum could not remove (a pinned xmin) is the database
+    // worker's new baseline: it waits for real growth before the next one.
+    (void)jobq::worker::BeginWork("jobq: vacuum done");
+    bool isnull = true;
+    int64 left = jobq::worker::ExecInt64(jobq::worker::kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
+    jobq::worker::EndWork();
+    if (!isnull && shared != nullptr && extra.slot_index >= 0 && extra.slot_index < shared->nslots) {
+        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        DbSlot *slot = &shared->slots[extra.slot_index];
+        if (slot->dboid == dboid) slot->vacuum_left_dead = left;
+        LWLockRelease(shared->lock);
+    }
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    proc_exit(0);
+}

@@ -1,0 +1,91 @@
+# Hot-table vacuum: when jobq.job's dead tuples grow by jobq.vacuum_threshold
+# the worker starts a "jobq vacuum" process, so bursts of jobs reuse the
+# space of earlier ones instead of growing the table (autovacuum is off
+# here, as if its naptime were too long). While a snapshot pins xmin the
+# worker does not start a useless vacuum every second; with the threshold
+# at 0 it starts none.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $node = PostgreSQL::Test::Cluster->new('worker_vacuum');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'jobq'
+autovacuum = off
+jobq.vacuum_threshold = 2000
+});
+$node->start;
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION jobq;
+    SELECT jobq.create_queue('v');
+});
+
+sub sql { $node->safe_psql('postgres', $_[0]) }
+sub vacuums { sql(q{SELECT vacuum_count FROM pg_stat_all_tables WHERE relid = 'jobq.job'::regclass}) }
+sub heap_size { sql(q{SELECT pg_relation_size('jobq.job')}) }
+sub wait_for {
+    my ($secs, $cond) = @_;
+    my $deadline = time + $secs;
+    while (time < $deadline) { return 1 if $cond->(); sleep 0.1 }
+    return 0;
+}
+# A burst: enqueue n jobs, claim and complete them all (two dead tuples each).
+sub burst {
+    my ($n) = @_;
+    sql(qq{SELECT count(*) FROM jobq.enqueue_many('v', (SELECT array_agg(jsonb_build_object('n', g, 'pad', repeat('x', 100))) FROM generate_series(1, $n) g))});
+    sql(q{SELECT count(*) FROM (SELECT jobq.complete(array_agg(id), array_agg(lease_token)) FROM jobq.claim('{v}', 'w', 10000)) s});
+}
+
+# 1,000 jobs stay waiting throughout, so the table never empties (an empty
+# table would be truncated by any vacuum and prove nothing).
+sql(q{SELECT count(*) FROM jobq.enqueue_many('v', (SELECT array_agg('{"keep": true}'::jsonb) FROM generate_series(1, 1000)), run_at => now() + interval '1 day')});
+
+my $v0 = vacuums();
+burst(5000);
+ok(wait_for(30, sub { vacuums() > $v0 }), 'a burst of 5,000 jobs (10,000 dead tuples) starts a vacuum');
+my $first = heap_size();
+my @sizes = ($first);
+for my $i (2 .. 6) {
+    my $before = vacuums();
+    burst(5000);
+    wait_for(30, sub { vacuums() > $before });
+    push @sizes, heap_size();
+}
+my $vacuumed = vacuums() - $v0;
+cmp_ok($vacuumed, '>=', 6, "every burst was followed by a vacuum ($vacuumed in all)");
+cmp_ok($sizes[-1], '<=', 1.5 * $first,
+    sprintf('the heap stays flat over 6 bursts: %s kB', join(' ', map { int($_ / 1024) } @sizes)));
+diag(sprintf('worker_vacuum: jobq.job heap after each of 6 bursts of 5,000 jobs: %s kB (autovacuum off)',
+    join(', ', map { int($_ / 1024) } @sizes)));
+
+# A pinned snapshot: dead tuples cannot be removed. One vacuum may start;
+# after it the worker waits for new growth instead of retrying every second.
+my $pin = $node->background_psql('postgres');
+$pin->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$pin->query_safe('SELECT count(*) FROM jobq.job');
+burst(5000);
+sleep(3);
+my $pinned_before = vacuums();
+sleep(4);
+is(vacuums(), $pinned_before, 'with xmin pinned, no vacuum is started again and again');
+$pin->query_safe('COMMIT');
+$pin->quit;
+
+# Threshold 0: the worker leaves jobq.job to autovacuum.
+$node->append_conf('postgresql.conf', "jobq.vacuum_threshold = 0\n");
+$node->reload;
+sleep(1.5);
+my $off_before = vacuums();
+burst(5000);
+sleep(4);
+is(vacuums(), $off_before, 'jobq.vacuum_threshold = 0 starts no vacuum');
+
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|PANIC|could not start a vacuum/, 'no crash, no failed start');
+unlike($log, qr/ERROR:.*VACUUM|jobq vacuum.*exited with exit code [^0]/, 'every vacuum process ended cleanly');
+$node->stop;
+done_testing();
