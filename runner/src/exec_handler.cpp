@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
@@ -34,6 +36,60 @@ std::string TrimSpace(std::string s) {
 }
 
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+// Starting a command: clone(CLONE_VM | CLONE_VFORK) on a stack of its own,
+// as posix_spawn does, so no page tables of the runner are copied (a fork
+// of a runner with tens of MB resident was a visible part of a handler's
+// start latency) and the runner resumes once the command has exec'd. The
+// child shares the runner's memory until execve: it makes system calls
+// only and reports an exec error through the request.
+struct SpawnRequest {
+    int stdin_fd, stdout_fd, stderr_fd;
+    char **argv, **envp;
+    pid_t parent;
+    int exec_error;  // set by the child when it cannot exec
+};
+
+int SpawnedChildMain(void *arg) {
+    auto *req = static_cast<SpawnRequest *>(arg);
+    setpgid(0, 0);  // own process group: timeouts signal the whole tree
+    // If the runner dies (even by SIGKILL) the command dies with it instead
+    // of running on as an orphan whose job will be re-run.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != req->parent) _exit(127);
+    // The runner ignores SIGPIPE and blocks the signals it reads through
+    // signalfd; neither may leak into the command.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    static const int kReset[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
+    for (int sig : kReset) sigaction(sig, &dfl, nullptr);
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, nullptr);
+    if (dup2(req->stdin_fd, 0) < 0 || dup2(req->stdout_fd, 1) < 0 || dup2(req->stderr_fd, 2) < 0) {
+        req->exec_error = errno;
+        _exit(127);
+    }
+    execve(req->argv[0], req->argv, req->envp);
+    req->exec_error = errno;
+    _exit(127);
+}
+
+pid_t SpawnChild(SpawnRequest *req) {
+    // One stack serves every spawn: CLONE_VFORK suspends the runner until
+    // the child has exec'd or exited, so two children never use it at once.
+    constexpr size_t kStackSize = 64 * 1024;
+    static void *stack = nullptr;
+    if (stack == nullptr) {
+        void *m = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (m == MAP_FAILED) return -1;
+        stack = m;
+    }
+    return clone(SpawnedChildMain, static_cast<char *>(stack) + kStackSize,
+                 CLONE_VM | CLONE_VFORK | SIGCHLD, req);
+}
 
 class ExecExecution : public Execution {
   public:
@@ -93,52 +149,16 @@ class ExecExecution : public Execution {
         for (auto &s : args) argv.push_back(s.data());
         argv.push_back(nullptr);
 
-        // exec errors travel back through a close-on-exec pipe: EOF means
-        // the exec succeeded.
-        int report[2];
-        if (pipe2(report, O_CLOEXEC) != 0) return SpawnFailed(errno);
-        UniqueFd report_r(report[0]), report_w(report[1]);
-        pid_t parent = getpid();
-        pid_t pid = fork();
+        SpawnRequest request{in_r.get(), out_w.get(), err_w.get(), argv.data(), envp.data(),
+                             getpid(), 0};
+        pid_t pid = SpawnChild(&request);
         if (pid < 0) return SpawnFailed(errno);
-        if (pid == 0) {
-            // Child: async-signal-safe calls only until execve.
-            setpgid(0, 0);  // own process group: timeouts signal the whole tree
-            // If the runner dies (even by SIGKILL) the command dies with it
-            // instead of running on as an orphan whose job will be re-run.
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() != parent) _exit(127);
-            // The runner ignores SIGPIPE and blocks the signals it reads
-            // through signalfd; neither may leak into the command.
-            for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2})
-                signal(sig, SIG_DFL);
-            sigset_t empty;
-            sigemptyset(&empty);
-            sigprocmask(SIG_SETMASK, &empty, nullptr);
-            if (dup2(in_r.get(), 0) < 0 || dup2(out_w.get(), 1) < 0 || dup2(err_w.get(), 2) < 0) {
-                int e = errno;
-                ssize_t ignored = write(report_w.get(), &e, sizeof e);
-                (void)ignored;
-                _exit(127);
-            }
-            execve(argv[0], argv.data(), envp.data());
-            int e = errno;
-            ssize_t ignored = write(report_w.get(), &e, sizeof e);
-            (void)ignored;
-            _exit(127);
-        }
         // Parent: the group exists at once (no race with an early kill).
         setpgid(pid, pid);
-        report_w.Reset();
-        int exec_error = 0;
-        ssize_t got;
-        do {
-            got = read(report_r.get(), &exec_error, sizeof exec_error);
-        } while (got < 0 && errno == EINTR);
-        if (got == static_cast<ssize_t>(sizeof exec_error)) {
+        if (request.exec_error != 0) {
             int status;
             waitpid(pid, &status, 0);
-            return SpawnFailed(exec_error);
+            return SpawnFailed(request.exec_error);
         }
         pid_ = pid;
         started_ = EventLoop::Now();
