@@ -12,7 +12,7 @@ use Test::More;
 
 my $node = setup_node('exec');
 create_queue($node, $_) for qw(ok text fail retry discard big);
-create_queue($node, $_, max_attempts => 1) for qw(slow crash);
+create_queue($node, $_, max_attempts => 1) for qw(slow crash noexec);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 
 write_script("$dir/ok.sh", <<'EOF');
@@ -26,6 +26,7 @@ write_script("$dir/text.sh", "#!/bin/sh\necho 'plain text, not JSON'\n");
 write_script("$dir/fail.sh", "#!/bin/sh\necho \"boom on attempt \$JOBQ_ATTEMPT\" >&2\nexit 3\n");
 write_script("$dir/retry.sh", "#!/bin/sh\necho 'busy, try later' >&2\nexit 75\n");
 write_script("$dir/crash.sh", "#!/bin/sh\necho 'about to crash' >&2\nkill -SEGV \$\$\n");
+write_script("$dir/noexec.sh", "#!/bin/sh\nexit 0\n");
 write_script("$dir/discard.sh", "#!/bin/sh\necho 'payload makes no sense' >&2\nexit 65\n");
 # The handler starts a grandchild in its process group, then hangs past its
 # timeout; both must be gone afterwards.
@@ -68,13 +69,18 @@ max_output = 1000
 [queues.crash]
 handler = "exec"
 command = ["$dir/crash.sh"]
+[queues.noexec]
+handler = "exec"
+command = ["$dir/noexec.sh"]
 # Not created in the database: its claims fail, the other queues' must not.
 [queues.ghost]
 handler = "noop"
 EOF
 
+# Checked at start, then made unusable: the exec itself fails.
+chmod 0644, "$dir/noexec.sh";
 my %id;
-$id{$_} = enqueue($node, $_, qq({"queue": "$_", "n": 42})) for qw(ok text fail retry discard slow crash big);
+$id{$_} = enqueue($node, $_, qq({"queue": "$_", "n": 42})) for qw(ok text fail retry discard slow crash big noexec);
 
 my $all_done = wait_until(40, sub {
     my $left = $node->safe_psql('postgres',
@@ -107,6 +113,10 @@ is(job_row($node, $id{big}, "state, length(result #>> '{}')"), 'completed|1000',
 
 is(job_row($node, $id{crash}), 'dead|1', 'a command killed by a signal fails the attempt');
 like(job_row($node, $id{crash}, 'errors::text'), qr/killed by signal 11 \(SIGSEGV\): about to crash/, 'the signal is the error');
+
+is(job_row($node, $id{noexec}), 'dead|1', 'a command that cannot be executed fails the attempt');
+like(job_row($node, $id{noexec}, 'errors::text'), qr/cannot start .*noexec\.sh: Permission denied/,
+     'the exec error is the error');
 
 is(job_row($node, $id{slow}), 'dead|1', 'a hanging command times out');
 like(job_row($node, $id{slow}, 'errors::text'), qr/timed out after 1s/, 'the timeout is the error');
