@@ -1,8 +1,8 @@
 // In-database handler workers ("jobq handler"), started by the database
 // worker while some queue has a handler (jobq.handler_workers of them).
 //
-// Per batch: one transaction claims up to jobq.handler_batch_size jobs of
-// the unpaused handler queues through jobq.claim (the attempt is counted
+// Per batch: one transaction claims up to jobq.handler_batch_size jobs from
+// each unpaused handler queue through jobq.claim (the attempt is counted
 // there, as for any runner). Then each job gets its own transaction:
 //   1. lock the job row by id and lease token (a job cancelled or rescued
 //      meanwhile is skipped; the rescuer skips a locked row);
@@ -140,6 +140,10 @@ void UnitClaim(void *) {
         EndWork();
         return;
     }
+    // One claim per queue: a single-queue claim walks the claim index in
+    // order, while one claim over several queues sorts their whole backlog
+    // (PostgreSQL 15 cannot merge index scans over "queue = ANY"). Each
+    // queue gives up to jobq.handler_batch_size jobs.
     Oid types[3] = {TEXTARRAYOID, TEXTOID, INT4OID};
     Datum values[3] = {names, CStringGetTextDatum(hs.name), Int32GetDatum(handler_batch_size)};
     Exec(
@@ -147,7 +151,8 @@ void UnitClaim(void *) {
         "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
         "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
         "  p.prorettype = 'jsonb'::regtype "
-        "FROM jobq.claim($1, $2, $3) c "
+        "FROM pg_catalog.unnest($1) AS hq(name) "
+        "CROSS JOIN LATERAL jobq.claim(ARRAY[hq.name], $2, $3) c "
         "JOIN jobq.queue q ON q.name = c.queue "
         "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
         "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
