@@ -125,10 +125,10 @@ void Runner::OnSignal() {
 
 int Runner::Run() {
     SetUpSignals();
-    constexpr int kCurlShards = 16;
-    bool any_http = false;
-    for (const QueueConfig &q : config_.queues) any_http |= q.handler == HandlerKind::kHttp;
-    for (int i = 0; any_http && i < kCurlShards; ++i)
+    int http_transfers = 0;
+    for (const QueueConfig &q : config_.queues)
+        if (q.handler == HandlerKind::kHttp) http_transfers += q.concurrency;
+    for (int i = 0; http_transfers > 0 && i < CurlShardCount(http_transfers); ++i)
         curl_.push_back(std::make_unique<CurlMulti>(loop_));
     std::string worker = config_.worker;
     if (worker.empty()) {

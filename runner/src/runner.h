@@ -88,10 +88,10 @@ class Runner {
     Config config_;
     EventLoop loop_;
     ChildReaper reaper_;
-    // Several multi handles, each with its own connection cache: libcurl
-    // scans a host's cached connections linearly for every new transfer,
-    // which is quadratic with thousands in flight to one host. Jobs are
-    // spread by id; connection reuse works within each shard.
+    // Several multi handles (CurlShardCount), each with its own connection
+    // cache, so libcurl's linear scans of a cache stay short with thousands
+    // in flight. Jobs are spread by id; connection reuse works within each
+    // shard.
     std::vector<std::unique_ptr<CurlMulti>> curl_;
     std::unique_ptr<PgConnection> work_;
     std::unique_ptr<PgConnection> listen_;
