@@ -265,17 +265,25 @@ void Runner::OnGraceExpired() {
 
 void Runner::Tick() {
     graveyard_.clear();
-    if (work_->idle()) {
-        if (!pending_.empty()) {
-            if (EventLoop::Now() >= settle_paused_until_) SendSettles();
-        } else if (!draining_) {
-            MaybeClaim();
-        }
-    }
+    SendNext();
     if (draining_ && jobs_.empty() && pending_.empty() && (work_->idle() || !work_->ready())) {
         Log(LogLevel::kNotice, "shut down cleanly");
         loop_.Stop();
     }
+}
+
+void Runner::SendNext() {
+    if (!work_->idle()) return;
+    if (pending_.empty()) {
+        if (!draining_) MaybeClaim();
+        return;
+    }
+    if (EventLoop::Now() < settle_paused_until_) return;
+    // Settles come first, but a wanted claim takes every other turn: while
+    // completions stream in, there is always a settle pending, and claims
+    // (the next step of a large claim, say) must not wait for a lull.
+    if (last_sent_settle_ && !draining_ && MaybeClaim()) return;
+    SendSettles();
 }
 
 void Runner::SendSettles() {
@@ -295,6 +303,7 @@ void Runner::SendSettles() {
     if (batch.empty()) return;
     Statement st = BuildSettleStatement(batch);
     TimePoint sent = EventLoop::Now();
+    last_sent_settle_ = true;
     work_->Send(st.sql, st.params,
                 [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
                     OnSettled(std::move(batch), sent, std::move(outcome));
@@ -454,7 +463,7 @@ Millis Runner::HeartbeatInterval(const Job &job) const {
     return std::max(Millis(100), job.lease_length / 3);
 }
 
-void Runner::MaybeClaim() {
+bool Runner::MaybeClaim() {
     TimePoint now = EventLoop::Now();
     std::vector<ClaimRequest> requests;
     for (QueueState &q : queues_) {
@@ -467,7 +476,7 @@ void Runner::MaybeClaim() {
         }
         requests.push_back(request);
     }
-    if (requests.empty()) return;
+    if (requests.empty()) return false;
     for (const ClaimRequest &r : requests) {
         for (QueueState &q : queues_) {
             if (q.config->name == r.queue) q.want_claim = false;
@@ -477,6 +486,8 @@ void Runner::MaybeClaim() {
     work_->Send(st.sql, st.params, [this, requests, now](PgOutcome outcome) mutable {
         OnClaimed(std::move(requests), now, std::move(outcome));
     });
+    last_sent_settle_ = false;
+    return true;
 }
 
 void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome) {

@@ -71,9 +71,14 @@ class Runner {
     void BeginDrain();
     void OnGraceExpired();
     void Tick();
+    // Sends the next statement if the work connection is free: pending
+    // settles first, then a claim, but a wanted claim and pending settles
+    // take turns.
+    void SendNext();
     void SendSettles();
     void OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome);
-    void MaybeClaim();
+    // Sends a claim if a queue wants one and has capacity; true if sent.
+    bool MaybeClaim();
     void OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome);
     void StartHandler(Job &job);
     void OnHandlerDone(int64_t id, Outcome outcome);
@@ -103,6 +108,7 @@ class Runner {
     SettleBatch pending_;
     UniqueFd signal_fd_;
     TimePoint settle_paused_until_;  // after a transient server-side settle error
+    bool last_sent_settle_ = false;  // the last statement sent was a settle batch
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;
