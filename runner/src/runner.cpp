@@ -469,7 +469,8 @@ bool Runner::MaybeClaim() {
     for (QueueState &q : queues_) {
         int capacity = q.config->concurrency - q.running;
         if (!q.want_claim || capacity <= 0 || now < q.blocked_until) continue;
-        ClaimRequest request{q.config->name, std::min(capacity, 10'000), q.config->lease};
+        ClaimRequest request{q.config->name, std::min(capacity, q.config->claim_batch),
+                             q.config->lease};
         if (q.claim_alone) {
             requests.assign(1, request);
             break;
@@ -585,6 +586,10 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             }
         }
     }
+    // The next claim (or settle) goes out now, so the database works on it
+    // while the handlers just started get going (libcurl connects on its
+    // timer, after this callback).
+    SendNext();
 }
 
 void Runner::StartHandler(Job &job) {
