@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh [--quick] [--install]
 #   ONLY="W6 W4" bash bench/run.sh   # only these workloads (a partial run)
+#   QUICK=1 bash bench/run.sh         # same as --quick
 #
 # Assumes `make install` was done (--install runs it first, as root).
 # Starts its own cluster (shared_buffers=1GB, max_connections=200, fsync=on,
@@ -19,7 +20,7 @@ set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-QUICK=0
+QUICK=$([[ ${QUICK:-0} == 1 ]] && echo 1 || echo 0)  # QUICK=1 in the environment = --quick
 INSTALL=0
 for arg in "$@"; do
     case $arg in
