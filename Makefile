@@ -4,7 +4,7 @@
 #   make install       install the extension and /usr/local/bin/jobq-runner
 #   make test          every suite (pg_regress, isolation, TAP, unit, runner)
 #   make demo          a private cluster with jobs flowing (Ctrl+C stops it)
-#   make bench         benchmarks (QUICK=1 for a smoke run)
+#   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads)
 #   make chaos         the long chaos suite (its short mode runs in make test)
 #   make format        clang-format every C++ source
 
@@ -63,7 +63,7 @@ demo:
 	bash scripts/demo.sh
 
 bench:
-	bash bench/run.sh $(if $(QUICK),--quick)
+	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick)
 
 chaos:
 	bash test/chaos/run.sh --long

@@ -3,6 +3,8 @@
 # raw-Postgres ceiling measured in the same run on the same private cluster.
 #
 #   bash bench/run.sh [--quick] [--install]
+#   ONLY="W6 W4" bash bench/run.sh   # only these workloads (a partial run)
+#   QUICK=1 bash bench/run.sh         # same as --quick
 #
 # Assumes `make install` was done (--install runs it first, as root).
 # Starts its own cluster (shared_buffers=1GB, max_connections=200, fsync=on,
@@ -12,12 +14,13 @@
 # A workload whose component is missing reports "n/a (reason)"; every wait is
 # bounded; network only on 127.0.0.1. Environment knobs: BENCH_KEEP=1 keeps
 # the work directory (cluster, logs); BENCH_W3_CONCURRENCY (default 1000);
-# BENCH_W5X_RATE (offered jobs/s, default 1000).
+# BENCH_W5X_RATE (offered jobs/s, default 1000). The runner measured is this
+# checkout's runner/build/jobq-runner when built (else jobq-runner on PATH).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-QUICK=0
+QUICK=$([[ ${QUICK:-0} == 1 ]] && echo 1 || echo 0)  # QUICK=1 in the environment = --quick
 INSTALL=0
 for arg in "$@"; do
     case $arg in
@@ -42,6 +45,19 @@ fi
 REPS=$((QUICK ? 1 : 3))  # W1, W2, W7: jobq and ceiling alternate REPS times; medians
 W3_CONC=${BENCH_W3_CONCURRENCY:-1000}
 W5X_RATE=${BENCH_W5X_RATE:-1000}
+# ONLY: workload ids separated by spaces or commas (case-insensitive). W3 brings
+# W5 and the W3 profile with it (W5 is measured on W3's drains).
+WORKLOADS="W1 W2 W3 W3s W4 W4s W5 W5x W6 W7"
+ONLY=$(tr ',a-z' ' A-Z' <<<"${ONLY:-}" | xargs)
+for id in $ONLY; do
+    [[ " ${WORKLOADS^^} " == *" $id "* ]] || { echo "bench: ONLY: unknown workload $id (known: $WORKLOADS)" >&2; exit 2; }
+done
+selected() {  # selected ID...: true when ONLY is empty or names one of them
+    local id
+    [[ -z $ONLY ]] && return 0
+    for id; do [[ " $ONLY " == *" ${id^^} "* ]] && return 0; done
+    return 1
+}
 PAYLOAD_HEAD='{"user_id": '
 PAYLOAD_TAIL=', "action": "send_welcome_email", "template": "welcome-v2", "locale": "en-US", "campaign": "q4"}'
 
@@ -120,6 +136,7 @@ for candidate in "$REPO/runner/build/jobq-runner" "$(command -v jobq-runner 2>/d
     [[ -n $candidate && -x $candidate ]] && { RUNNER=$candidate; break; }
 done
 if [[ -n $RUNNER ]]; then
+    log "runner: $RUNNER"
     # A private copy: other builds in the tree must not swap it mid-run.
     mkdir -p /tmp/jobq-bench-bin.$$ && cp "$RUNNER" /tmp/jobq-bench-bin.$$/jobq-runner &&
         /tmp/jobq-bench-bin.$$/jobq-runner --help >/dev/null 2>&1 && RUNNER=/tmp/jobq-bench-bin.$$/jobq-runner
@@ -313,8 +330,7 @@ percentiles() {  # file of numbers (ms) -> "p50 p95 p99 max n"
 }
 
 # ================================================================ W1
-log "W1 enqueue-single: $W1_JOBS jobs, pgbench -c 8 -j 2 -M prepared"
-reset_tables
+# (W7 and W5x reuse these scripts, so they are written whatever ONLY says.)
 cat >"$WORK/w1_jobq.sql" <<SQL
 \set uid random(1, 1000000)
 SELECT jobq.enqueue('w1', $(payload_sql ":uid"));
@@ -323,77 +339,85 @@ cat >"$WORK/w1_raw.sql" <<SQL
 \set uid random(1, 1000000)
 INSERT INTO raw.job (queue, state, payload, max_attempts) VALUES ('w1', 'available', $(payload_sql ":uid"), 25);
 SQL
-W1_T=$((W1_JOBS / 8))
-alternate w1 "-n -c 8 -j 2 -M prepared -t $W1_T -f $WORK/w1_jobq.sql" "-n -c 8 -j 2 -M prepared -t $W1_T -f $WORK/w1_raw.sql" "$W1_JOBS"
-W1_J=$ALT_J W1_C=$ALT_C
-if [[ -n $W1_J && -n $W1_C ]]; then
-    result W1 "$(fmt_int "$W1_J") jobs/s" "$(fmt_int "$W1_C") rows/s" "$(ratio "$W1_J" "$W1_C")" ">= 0.9" "$ALT_WAL; tps per run: $ALT_ALL"
-else
-    result W1 "n/a (pgbench failed: $ALT_ERR)" "${W1_C:-n/a}" n/a ">= 0.9"
+if selected W1; then
+    log "W1 enqueue-single: $W1_JOBS jobs, pgbench -c 8 -j 2 -M prepared"
+    reset_tables
+    W1_T=$((W1_JOBS / 8))
+    alternate w1 "-n -c 8 -j 2 -M prepared -t $W1_T -f $WORK/w1_jobq.sql" "-n -c 8 -j 2 -M prepared -t $W1_T -f $WORK/w1_raw.sql" "$W1_JOBS"
+    W1_J=$ALT_J W1_C=$ALT_C
+    if [[ -n $W1_J && -n $W1_C ]]; then
+        result W1 "$(fmt_int "$W1_J") jobs/s" "$(fmt_int "$W1_C") rows/s" "$(ratio "$W1_J" "$W1_C")" ">= 0.9" "$ALT_WAL; tps per run: $ALT_ALL"
+    else
+        result W1 "n/a (pgbench failed: $ALT_ERR)" "${W1_C:-n/a}" n/a ">= 0.9"
+    fi
 fi
 
 # ================================================================ W2
-log "W2 enqueue-batch: $W2_JOBS jobs, 1000 per transaction, pgbench -c 2 -j 2"
-reset_tables
-{
-    printf "SELECT count(*) FROM jobq.enqueue_many('w2', ARRAY["
-    for ((i = 1; i <= 1000; i++)); do
-        ((i > 1)) && printf ","
-        printf "'%s%d%s'::jsonb" "$PAYLOAD_HEAD" "$i" "$PAYLOAD_TAIL"
-    done
-    printf "]);\n"
-} >"$WORK/w2_jobq.sql"
-{
-    printf "INSERT INTO raw.job (queue, state, payload, max_attempts) VALUES "
-    for ((i = 1; i <= 1000; i++)); do
-        ((i > 1)) && printf ","
-        printf "('w2','available','%s%d%s'::jsonb,25)" "$PAYLOAD_HEAD" "$i" "$PAYLOAD_TAIL"
-    done
-    printf ";\n"
-} >"$WORK/w2_raw.sql"
-W2_T=$((W2_JOBS / 1000 / 2))
-alternate w2 "-n -c 2 -j 2 -t $W2_T -f $WORK/w2_jobq.sql" "-n -c 2 -j 2 -t $W2_T -f $WORK/w2_raw.sql" "$W2_JOBS"
-W2_J=$ALT_J W2_C=$ALT_C
-if [[ -n $W2_J && -n $W2_C ]]; then
-    W2_J=$(awk -v t="$W2_J" 'BEGIN { print t * 1000 }') W2_C=$(awk -v t="$W2_C" 'BEGIN { print t * 1000 }')
-    result W2 "$(fmt_int "$W2_J") jobs/s" "$(fmt_int "$W2_C") rows/s" "$(ratio "$W2_J" "$W2_C")" ">= 1.0" "$ALT_WAL; transactions of 1000 per second, per run: $ALT_ALL"
-else
-    result W2 "n/a (pgbench failed: $ALT_ERR)" "${W2_C:-n/a}" n/a ">= 1.0"
+if selected W2; then
+    log "W2 enqueue-batch: $W2_JOBS jobs, 1000 per transaction, pgbench -c 2 -j 2"
+    reset_tables
+    {
+        printf "SELECT count(*) FROM jobq.enqueue_many('w2', ARRAY["
+        for ((i = 1; i <= 1000; i++)); do
+            ((i > 1)) && printf ","
+            printf "'%s%d%s'::jsonb" "$PAYLOAD_HEAD" "$i" "$PAYLOAD_TAIL"
+        done
+        printf "]);\n"
+    } >"$WORK/w2_jobq.sql"
+    {
+        printf "INSERT INTO raw.job (queue, state, payload, max_attempts) VALUES "
+        for ((i = 1; i <= 1000; i++)); do
+            ((i > 1)) && printf ","
+            printf "('w2','available','%s%d%s'::jsonb,25)" "$PAYLOAD_HEAD" "$i" "$PAYLOAD_TAIL"
+        done
+        printf ";\n"
+    } >"$WORK/w2_raw.sql"
+    W2_T=$((W2_JOBS / 1000 / 2))
+    alternate w2 "-n -c 2 -j 2 -t $W2_T -f $WORK/w2_jobq.sql" "-n -c 2 -j 2 -t $W2_T -f $WORK/w2_raw.sql" "$W2_JOBS"
+    W2_J=$ALT_J W2_C=$ALT_C
+    if [[ -n $W2_J && -n $W2_C ]]; then
+        W2_J=$(awk -v t="$W2_J" 'BEGIN { print t * 1000 }') W2_C=$(awk -v t="$W2_C" 'BEGIN { print t * 1000 }')
+        result W2 "$(fmt_int "$W2_J") jobs/s" "$(fmt_int "$W2_C") rows/s" "$(ratio "$W2_J" "$W2_C")" ">= 1.0" "$ALT_WAL; transactions of 1000 per second, per run: $ALT_ALL"
+    else
+        result W2 "n/a (pgbench failed: $ALT_ERR)" "${W2_C:-n/a}" n/a ">= 1.0"
+    fi
 fi
 
 # ================================================================ W7
-log "W7 commit contention: 32 producers, wake-ups on / off / plain INSERT, ${W7_SECS}s each"
-HAVE_WAKEUP_GUC=$(q "SELECT count(*) FROM pg_settings WHERE name = 'jobq.wakeups'")
-sed 's/w1/w7/' "$WORK/w1_jobq.sql" >"$WORK/w7_jobq.sql"
-sed 's/w1/w7/' "$WORK/w1_raw.sql" >"$WORK/w7_raw.sql"
-# on, off, ceiling in turn, REPS times
-W7_A=() W7_B=() W7_R=()
-for ((r = 1; r <= REPS; r++)); do
-    reset_tables
-    pgb -n -c 32 -j 2 -M prepared -T "$W7_SECS" -f "$WORK/w7_jobq.sql" >"$WORK/w7_on.$r.out" 2>&1
-    W7_A+=("$(tps_of "$WORK/w7_on.$r.out")")
-    if [[ $HAVE_WAKEUP_GUC == 1 ]]; then
+if selected W7; then
+    log "W7 commit contention: 32 producers, wake-ups on / off / plain INSERT, ${W7_SECS}s each"
+    HAVE_WAKEUP_GUC=$(q "SELECT count(*) FROM pg_settings WHERE name = 'jobq.wakeups'")
+    sed 's/w1/w7/' "$WORK/w1_jobq.sql" >"$WORK/w7_jobq.sql"
+    sed 's/w1/w7/' "$WORK/w1_raw.sql" >"$WORK/w7_raw.sql"
+    # on, off, ceiling in turn, REPS times
+    W7_A=() W7_B=() W7_R=()
+    for ((r = 1; r <= REPS; r++)); do
         reset_tables
-        set_conf jobq.wakeups off
-        pgb -n -c 32 -j 2 -M prepared -T "$W7_SECS" -f "$WORK/w7_jobq.sql" >"$WORK/w7_off.$r.out" 2>&1
-        W7_B+=("$(tps_of "$WORK/w7_off.$r.out")")
-        set_conf jobq.wakeups on
+        pgb -n -c 32 -j 2 -M prepared -T "$W7_SECS" -f "$WORK/w7_jobq.sql" >"$WORK/w7_on.$r.out" 2>&1
+        W7_A+=("$(tps_of "$WORK/w7_on.$r.out")")
+        if [[ $HAVE_WAKEUP_GUC == 1 ]]; then
+            reset_tables
+            set_conf jobq.wakeups off
+            pgb -n -c 32 -j 2 -M prepared -T "$W7_SECS" -f "$WORK/w7_jobq.sql" >"$WORK/w7_off.$r.out" 2>&1
+            W7_B+=("$(tps_of "$WORK/w7_off.$r.out")")
+            set_conf jobq.wakeups on
+        fi
+        reset_tables
+        pgb -n -c 32 -j 2 -M prepared -T "$W7_SECS" -f "$WORK/w7_raw.sql" >"$WORK/w7_raw.$r.out" 2>&1
+        W7_R+=("$(tps_of "$WORK/w7_raw.$r.out")")
+    done
+    W7_ON=$(median "${W7_A[@]}") W7_OFF=$(median "${W7_B[@]}") W7_C=$(median "${W7_R[@]}")
+    W7_ALL="on ${W7_A[*]} / off ${W7_B[*]} / INSERT ${W7_R[*]}"
+    ALT_ERR=$(tail -1 "$WORK/w7_on.1.out")
+    extra w7_tps_runs "$(json_str "$W7_ALL")"
+    if [[ -n $W7_ON && -n $W7_C ]]; then
+        result W7 "$(fmt_int "$W7_ON") commits/s (wake-ups on)" "$(fmt_int "$W7_C") INSERT/s" "$(ratio "$W7_ON" "$W7_C")" ">= 0.9" \
+            "per run: $W7_ALL; wake-ups off (jobq.wakeups = off): $([[ -n $W7_OFF ]] && echo "$(fmt_int "$W7_OFF") commits/s, on/off $(ratio "$W7_ON" "$W7_OFF")" || echo "n/a (no jobq.wakeups setting)")"
+    else
+        result W7 "n/a (pgbench failed: $ALT_ERR)" "${W7_C:-n/a}" n/a ">= 0.9"
     fi
     reset_tables
-    pgb -n -c 32 -j 2 -M prepared -T "$W7_SECS" -f "$WORK/w7_raw.sql" >"$WORK/w7_raw.$r.out" 2>&1
-    W7_R+=("$(tps_of "$WORK/w7_raw.$r.out")")
-done
-W7_ON=$(median "${W7_A[@]}") W7_OFF=$(median "${W7_B[@]}") W7_C=$(median "${W7_R[@]}")
-W7_ALL="on ${W7_A[*]} / off ${W7_B[*]} / INSERT ${W7_R[*]}"
-ALT_ERR=$(tail -1 "$WORK/w7_on.1.out")
-extra w7_tps_runs "$(json_str "$W7_ALL")"
-if [[ -n $W7_ON && -n $W7_C ]]; then
-    result W7 "$(fmt_int "$W7_ON") commits/s (wake-ups on)" "$(fmt_int "$W7_C") INSERT/s" "$(ratio "$W7_ON" "$W7_C")" ">= 0.9" \
-        "per run: $W7_ALL; wake-ups off (jobq.wakeups = off): $([[ -n $W7_OFF ]] && echo "$(fmt_int "$W7_OFF") commits/s, on/off $(ratio "$W7_ON" "$W7_OFF")" || echo "n/a (no jobq.wakeups setting)")"
-else
-    result W7 "n/a (pgbench failed: $ALT_ERR)" "${W7_C:-n/a}" n/a ">= 0.9"
 fi
-reset_tables
 
 # ================================================================ W3 / W5
 preload_jobq() {  # queue n
@@ -418,7 +442,9 @@ W3_RUNS=()
 W3_CUSTOM=""
 W3_PG_CPU="" W3_RUNNER_CPU="" W3_CALLS="" W3_WAL="" W3_TOP=""
 W5_AFTER1="" W5_AFTERN="" W5_B1="" W5_BN=""
-if [[ -z $RUNNER ]]; then
+if ! selected W3 W5; then
+    :
+elif [[ -z $RUNNER ]]; then
     result W3 "n/a (jobq-runner not built: make runner)" "" n/a ">= 1.5"
     result W5 "n/a (needs W3)" "" n/a "flat"
 else
@@ -557,7 +583,8 @@ fi
 # role: plans, buffers and WAL of the statements jobq's C functions run
 # through SPI, as the runner drives them (generic plans after 5 calls).
 W3_PROFILE="n/a (runner not built)"
-if [[ -n $RUNNER ]]; then
+selected W3 || W3_PROFILE=""
+if [[ -n $RUNNER ]] && selected W3; then
     log "W3 profile: auto_explain (ANALYZE, BUFFERS, WAL) of the runner's drain, $((W3_CONC * 10)) jobs"
     reset_tables
     preload_jobq w3 $((W3_CONC * 10))
@@ -602,13 +629,15 @@ $(sed 's/^.*LOG:  //; s/^\t//' "$WORK/profile_claim.txt" 2>/dev/null)
 --- complete (8th call, generic plan) ---
 $(sed 's/^.*LOG:  //; s/^\t//' "$WORK/profile_complete.txt" 2>/dev/null)"
 fi
-extra w3_profile "$(json_str "$W3_PROFILE")"
+[[ -n $W3_PROFILE ]] && extra w3_profile "$(json_str "$W3_PROFILE")"
 reset_tables
 
 # ================================================================ W3s
-log "W3s drain by an in-database SQL handler ($W3S_JOBS jobs)"
+selected W3s && log "W3s drain by an in-database SQL handler ($W3S_JOBS jobs)"
 HW=$(q "SELECT count(*) FROM pg_settings WHERE name = 'jobq.handler_workers'")
-if [[ $HW != 1 ]]; then
+if ! selected W3s; then
+    :
+elif [[ $HW != 1 ]]; then
     result W3s "n/a (no jobq.handler_workers setting)" "${W3_C:-}" n/a report
 elif ! q "SET ROLE bench_owner; SELECT jobq.create_queue('w3s', handler => 'public.noop(jsonb)'::regprocedure)" >/dev/null 2>"$WORK/w3s.err"; then
     result W3s "n/a (create_queue with handler failed: $(head -1 "$WORK/w3s.err"))" "${W3_C:-}" n/a report
@@ -628,7 +657,9 @@ else
 fi
 
 # ================================================================ W5x
-if [[ -z $RUNNER ]]; then
+if ! selected W5x; then
+    :
+elif [[ -z $RUNNER ]]; then
     result W5x "n/a (jobq-runner not built)" "" n/a ">= 0.9"
 else
     log "W5x: offered $W5X_RATE jobs/s; clean ${W5X_CLEAN}s, then ${W5X_PIN}s with a REPEATABLE READ transaction open"
@@ -673,7 +704,9 @@ concurrency = $W3_CONC"
 fi
 
 # ================================================================ W4 / W4s
-if [[ -z $RUNNER || ! -x $TOOLS/stamp || ! -x $TOOLS/producer ]]; then
+if ! selected W4 W4s; then
+    :
+elif [[ -z $RUNNER || ! -x $TOOLS/stamp || ! -x $TOOLS/producer ]]; then
     result W4 "n/a (runner or helpers missing)" "" "" "p50 <= 1, p99 <= 3 ms"
     result W4s "n/a (runner or helpers missing)" "" "" "p99 <= 5 ms"
 else
@@ -740,7 +773,9 @@ concurrency = 100"
 fi
 
 # ================================================================ W6
-if [[ -z $RUNNER || ! -x $TOOLS/slow_httpd ]]; then
+if ! selected W6; then
+    :
+elif [[ -z $RUNNER || ! -x $TOOLS/slow_httpd ]]; then
     result W6 "n/a (runner or HTTP server missing)" "" "" "<= 1.5 s, <= 200 MB"
 else
     log "W6 in flight: $W6_JOBS http jobs answered after 1 s, concurrency $W6_JOBS"
@@ -793,6 +828,7 @@ PGVER=$(q "SHOW server_version")
 MODE=$([[ $QUICK == 1 ]] && echo quick || echo full)
 {
     echo
+    [[ -n $ONLY ]] && echo "PARTIAL RUN: only $ONLY (ONLY=)"
     echo "jobq bench ($MODE) — commit $COMMIT$([[ $DIRTY != 0 ]] && echo " (+$DIRTY modified tracked files in the tree)"), $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "PostgreSQL $PGVER; $MACHINE"
     echo
@@ -810,16 +846,20 @@ MODE=$([[ $QUICK == 1 ]] && echo quick || echo full)
         echo "W3 top statements (pg_stat_statements, first run):"
         sed 's/^/  /' <<<"$W3_TOP"
     fi
-    echo
-    echo "W3 profile (auto_explain in the runner's session, batch $W3_CONC; durations include ANALYZE timing):"
-    cut -c1-200 <<<"$W3_PROFILE" | grep -v '^\s*$' | sed 's/^/  /' 
+    if [[ -n $W3_PROFILE ]]; then
+        echo
+        echo "W3 profile (auto_explain in the runner's session, batch $W3_CONC; durations include ANALYZE timing):"
+        cut -c1-200 <<<"$W3_PROFILE" | grep -v '^\s*$' | sed 's/^/  /'
+    fi
 } | tee "$WORK/report.txt"
 
 mkdir -p "$BENCH/results"
-OUT=$BENCH/results/$(date -u +%Y%m%d-%H%M)-$COMMIT$([[ $QUICK == 1 ]] && echo -quick).json
+# A partial run is named as one, so it is never mistaken for a full table.
+OUT=$BENCH/results/$(date -u +%Y%m%d-%H%M)-$COMMIT$([[ $QUICK == 1 ]] && echo -quick)$([[ -n $ONLY ]] && echo "-partial-${ONLY// /-}").json
 {
     echo "{"
     echo "  \"mode\": \"$MODE\","
+    echo "  \"only\": $(json_str "${ONLY:-all}"),"
     echo "  \"commit\": \"$COMMIT\","
     echo "  \"dirty_tracked_files\": $DIRTY,"
     echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","

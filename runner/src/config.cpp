@@ -115,7 +115,7 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
         Fail(prefix + "handler",
              fmt::format("unknown handler \"{}\" (one of \"exec\", \"http\", \"noop\")", *handler));
 
-    std::set<std::string> allowed = {"handler", "concurrency", "timeout",
+    std::set<std::string> allowed = {"handler", "concurrency", "claim_batch", "timeout",
                                      "lease",   "heartbeat",   "max_output"};
     if (q.handler == HandlerKind::kExec) {
         allowed.insert({"command", "retry_exit_code", "discard_exit_code", "kill_grace"});
@@ -135,6 +135,9 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
 
     if (auto v = GetInteger(t, prefix, "concurrency", 1, 100'000))
         q.concurrency = static_cast<int>(*v);
+    // 10000: jobq.claim's own limit on max_jobs.
+    if (auto v = GetInteger(t, prefix, "claim_batch", 1, 10'000))
+        q.claim_batch = static_cast<int>(*v);
     if (auto v = GetDuration(t, prefix, "timeout")) q.timeout = *v;
     if (auto v = GetDuration(t, prefix, "lease")) {
         if (*v < Millis(1000)) Fail(prefix + "lease", "must be at least 1s");

@@ -31,6 +31,10 @@ struct QueueConfig {
     std::string name;
     HandlerKind handler = HandlerKind::kNoop;
     int concurrency = 10;
+    // Most jobs one claim takes. A large free capacity is filled by several
+    // claims in a row, each next one sent as soon as the previous returns, so
+    // the first handlers start while the database claims the next step.
+    int claim_batch = 1000;
     Millis timeout{30'000};
     std::optional<Millis> lease;      // unset: the queue's lease in the database
     std::optional<Millis> heartbeat;  // unset: a third of the lease

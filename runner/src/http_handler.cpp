@@ -3,6 +3,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <ctime>
 #include <stdexcept>
 #include <vector>
@@ -303,6 +304,12 @@ bool SameOrigin(const std::string &from, const std::string &to) {
         if (!pa || !pb || *pa != *pb) return false;
     }
     return true;
+}
+
+int CurlShardCount(int max_transfers) {
+    constexpr int kTransfersPerShard = 128;
+    constexpr int kMaxShards = 64;  // with the 256 idle connections each may keep
+    return std::clamp((max_transfers + kTransfersPerShard - 1) / kTransfersPerShard, 1, kMaxShards);
 }
 
 std::unique_ptr<Execution> StartHttp(EventLoop &loop, CurlMulti &multi, const QueueConfig &queue,

@@ -49,6 +49,15 @@ class CurlMulti {
     EventLoop::TimerId timer_ = 0;
 };
 
+// How many CurlMulti shards to spread `max_transfers` concurrent transfers
+// over. libcurl scans a multi handle's connections linearly when it opens a
+// connection, and again when it returns one to a cache holding more than
+// CURLMOPT_MAXCONNECTS, so thousands of transfers in one multi cost time
+// quadratic in their number. Shards of at most ~128 transfers (at most 64
+// shards) keep the scans short; small configurations get one shard, where
+// every connection can be reused by every job.
+int CurlShardCount(int max_transfers);
+
 std::unique_ptr<Execution> StartHttp(EventLoop &loop, CurlMulti &multi, const QueueConfig &queue,
                                      const ClaimedJob &job, DoneCallback done);
 

@@ -125,10 +125,10 @@ void Runner::OnSignal() {
 
 int Runner::Run() {
     SetUpSignals();
-    constexpr int kCurlShards = 16;
-    bool any_http = false;
-    for (const QueueConfig &q : config_.queues) any_http |= q.handler == HandlerKind::kHttp;
-    for (int i = 0; any_http && i < kCurlShards; ++i)
+    int http_transfers = 0;
+    for (const QueueConfig &q : config_.queues)
+        if (q.handler == HandlerKind::kHttp) http_transfers += q.concurrency;
+    for (int i = 0; http_transfers > 0 && i < CurlShardCount(http_transfers); ++i)
         curl_.push_back(std::make_unique<CurlMulti>(loop_));
     std::string worker = config_.worker;
     if (worker.empty()) {
@@ -265,17 +265,25 @@ void Runner::OnGraceExpired() {
 
 void Runner::Tick() {
     graveyard_.clear();
-    if (work_->idle()) {
-        if (!pending_.empty()) {
-            if (EventLoop::Now() >= settle_paused_until_) SendSettles();
-        } else if (!draining_) {
-            MaybeClaim();
-        }
-    }
+    SendNext();
     if (draining_ && jobs_.empty() && pending_.empty() && (work_->idle() || !work_->ready())) {
         Log(LogLevel::kNotice, "shut down cleanly");
         loop_.Stop();
     }
+}
+
+void Runner::SendNext() {
+    if (!work_->idle()) return;
+    if (pending_.empty()) {
+        if (!draining_) MaybeClaim();
+        return;
+    }
+    if (EventLoop::Now() < settle_paused_until_) return;
+    // Settles come first, but a wanted claim takes every other turn: while
+    // completions stream in, there is always a settle pending, and claims
+    // (the next step of a large claim, say) must not wait for a lull.
+    if (last_sent_settle_ && !draining_ && MaybeClaim()) return;
+    SendSettles();
 }
 
 void Runner::SendSettles() {
@@ -295,6 +303,7 @@ void Runner::SendSettles() {
     if (batch.empty()) return;
     Statement st = BuildSettleStatement(batch);
     TimePoint sent = EventLoop::Now();
+    last_sent_settle_ = true;
     work_->Send(st.sql, st.params,
                 [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
                     OnSettled(std::move(batch), sent, std::move(outcome));
@@ -454,20 +463,21 @@ Millis Runner::HeartbeatInterval(const Job &job) const {
     return std::max(Millis(100), job.lease_length / 3);
 }
 
-void Runner::MaybeClaim() {
+bool Runner::MaybeClaim() {
     TimePoint now = EventLoop::Now();
     std::vector<ClaimRequest> requests;
     for (QueueState &q : queues_) {
         int capacity = q.config->concurrency - q.running;
         if (!q.want_claim || capacity <= 0 || now < q.blocked_until) continue;
-        ClaimRequest request{q.config->name, std::min(capacity, 10'000), q.config->lease};
+        ClaimRequest request{q.config->name, std::min(capacity, q.config->claim_batch),
+                             q.config->lease};
         if (q.claim_alone) {
             requests.assign(1, request);
             break;
         }
         requests.push_back(request);
     }
-    if (requests.empty()) return;
+    if (requests.empty()) return false;
     for (const ClaimRequest &r : requests) {
         for (QueueState &q : queues_) {
             if (q.config->name == r.queue) q.want_claim = false;
@@ -477,6 +487,8 @@ void Runner::MaybeClaim() {
     work_->Send(st.sql, st.params, [this, requests, now](PgOutcome outcome) mutable {
         OnClaimed(std::move(requests), now, std::move(outcome));
     });
+    last_sent_settle_ = false;
+    return true;
 }
 
 void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome) {
@@ -574,6 +586,10 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             }
         }
     }
+    // The next claim (or settle) goes out now, so the database works on it
+    // while the handlers just started get going (libcurl connects on its
+    // timer, after this callback).
+    SendNext();
 }
 
 void Runner::StartHandler(Job &job) {

@@ -71,9 +71,14 @@ class Runner {
     void BeginDrain();
     void OnGraceExpired();
     void Tick();
+    // Sends the next statement if the work connection is free: pending
+    // settles first, then a claim, but a wanted claim and pending settles
+    // take turns.
+    void SendNext();
     void SendSettles();
     void OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome);
-    void MaybeClaim();
+    // Sends a claim if a queue wants one and has capacity; true if sent.
+    bool MaybeClaim();
     void OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome);
     void StartHandler(Job &job);
     void OnHandlerDone(int64_t id, Outcome outcome);
@@ -88,10 +93,10 @@ class Runner {
     Config config_;
     EventLoop loop_;
     ChildReaper reaper_;
-    // Several multi handles, each with its own connection cache: libcurl
-    // scans a host's cached connections linearly for every new transfer,
-    // which is quadratic with thousands in flight to one host. Jobs are
-    // spread by id; connection reuse works within each shard.
+    // Several multi handles (CurlShardCount), each with its own connection
+    // cache, so libcurl's linear scans of a cache stay short with thousands
+    // in flight. Jobs are spread by id; connection reuse works within each
+    // shard.
     std::vector<std::unique_ptr<CurlMulti>> curl_;
     std::unique_ptr<PgConnection> work_;
     std::unique_ptr<PgConnection> listen_;
@@ -103,6 +108,7 @@ class Runner {
     SettleBatch pending_;
     UniqueFd signal_fd_;
     TimePoint settle_paused_until_;  // after a transient server-side settle error
+    bool last_sent_settle_ = false;  // the last statement sent was a settle batch
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;

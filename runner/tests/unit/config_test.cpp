@@ -66,6 +66,7 @@ handler = "http"
 url = "https://mailer.internal/jobs"
 secret_env = "HOOK_SECRET"
 concurrency = 200
+claim_batch = 50
 timeout = "30s"
 
 [queues.thumbnails]
@@ -103,6 +104,7 @@ handler = "noop"
     EXPECT_EQ(emails.handler, HandlerKind::kHttp);
     EXPECT_EQ(emails.secret_key, "s3cret");
     EXPECT_EQ(emails.concurrency, 200);
+    EXPECT_EQ(emails.claim_batch, 50);
     EXPECT_EQ(emails.timeout, Millis(30'000));
     EXPECT_FALSE(emails.lease.has_value());
     const auto &thumbs = find("thumbnails");
@@ -128,6 +130,7 @@ TEST(Config, Defaults) {
     EXPECT_FALSE(c.durable_claims);
     const auto &q = c.queues[0];
     EXPECT_EQ(q.concurrency, 10);
+    EXPECT_EQ(q.claim_batch, 1000);
     EXPECT_EQ(q.timeout, Millis(30'000));
     EXPECT_EQ(q.retry_exit_code, 75);
     EXPECT_EQ(q.discard_exit_code, 65);
@@ -200,6 +203,10 @@ TEST(ConfigErrors, QueueBasics) {
                 "between");
     ExpectError("[queues.q]\nhandler = \"noop\"\nconcurrency = \"5\"\n", "queues.q.concurrency",
                 "integer");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nclaim_batch = 0\n", "queues.q.claim_batch",
+                "between 1 and 10000");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nclaim_batch = 10001\n", "queues.q.claim_batch",
+                "between 1 and 10000");
     ExpectError("[queues.q]\nhandler = \"noop\"\ntimeout = \"0s\"\n", "queues.q.timeout",
                 "greater than zero");
     ExpectError("[queues.q]\nhandler = \"noop\"\ntimeout = \"5 minutes\"\n", "queues.q.timeout",
