@@ -115,6 +115,7 @@ diag(sprintf('chaos_listener: %d producers x %ds at up to %d/s (pgbench -R, one 
     $clients, $secs, $rate, $processed // 0, $tps // 0, $wake1 - $wake0, $processed ? ($wake1 - $wake0) / $processed * 1000 : 0,
     $usage0, $usage1, $grow * $queue_bytes / 1024, $per_1000, $per_1000 * $queue_bytes / 1024,
     $jobs_to_fill, $secs_to_fill / 3600, $usage2, $fall_secs));
-diag('chaos_listener usage series: ' . join(' ', @series));
+my $every = int(@series / 20) + 1;    # about 20 samples, the last one included
+diag('chaos_listener usage series: ' . join(' ', @series[ grep { $_ % $every == 0 || $_ == $#series } 0 .. $#series ]));
 check_server_log($node);
 done_testing();
