@@ -183,15 +183,17 @@ cmp_ok(scalar(keys %distinct), '>', 1, 'first reconnect delays are jittered (not
   or diag("first delays: @first_delay");
 
 my $fmt = sub { defined $_[0] ? sprintf('%.2f', $_[0]) : '-' };
+my $sum = sub { my $t = 0; $t += $_ for @_; $t };
 my $spread = join(', ', map {
     my @d = @{ $delays{$_} };
     sprintf('attempt %d: n=%d %d-%d ms (p50 %d)', $_, scalar(@d), percentile(0, @d), percentile(1, @d), percentile(0.5, @d))
 } grep { $_ <= 6 } sort { $a <=> $b } keys %delays);
 diag(sprintf('chaos_restart: %d faults (%s) under %d runners x %d slots, %d ms jobs; windows of %ss, before the faults %s-%s jobs/s; '
-    . 'throughput after recovery / the window before the fault: min %s, p50 %s, max %s (%s); completions resume p50 %ss, max %ss; '
+    . 'throughput after recovery / the window before the fault: all faults together %s, per fault min %s, p50 %s, max %s (%s); completions resume p50 %ss, max %ss; '
     . 'acknowledged=%d unknown=%d (committed %d) lost=%d duplicated=%d (all explained) stale settles refused=%d',
     $faults, join(', ', map {"$_ x$kind_count{$_}"} sort keys %kind_count), $n_runners, $conc, $sleep_ms, $window,
     $fmt->(percentile(0, @pre)), $fmt->(percentile(1, @pre)),
+    $fmt->($sum->(@pre) > 0 ? $sum->(@post) / $sum->(@pre) : 0),
     $fmt->(percentile(0, @ratios)), $fmt->(percentile(0.5, @ratios)), $fmt->(percentile(1, @ratios)),
     join(' ', map { $fmt->($_) } @ratios), $fmt->(percentile(0.5, @recover)), $fmt->(percentile(1, @recover)),
     $fig->{acknowledged}, $fig->{unknown_outcome}, $fig->{unknown_committed}, $fig->{lost}, $fig->{duplicated},
