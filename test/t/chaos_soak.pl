@@ -4,12 +4,13 @@
 # archive all the time. After every cycle the test samples the hot table
 # (jobq.job heap and indexes), the archive and their dead tuples.
 #
-# Asserted: every cycle drains; the hot table plus its indexes after the
-# last cycle is no bigger than a bound taken from the early cycles (a leak
-# or bloat that grows with the number of jobs would pass it), the same for
-# the archive; no finished job outlives its retention by more than a
-# generous slack; the archive empties once the load stops; no crash. The
-# series is printed, never asserted against a speed.
+# Asserted: every cycle drains; the hot table plus its indexes at the end
+# (smallest of the last three samples) is no bigger than a bound taken
+# from the early cycles (a leak or bloat that grows with the number of
+# jobs would pass it), the same for the archive; no finished job outlives
+# its retention by more than a generous slack; the archive empties once
+# the load stops; no crash. The series is printed, never asserted against
+# a speed.
 use strict;
 use warnings;
 
@@ -23,7 +24,7 @@ use Time::HiRes qw(sleep time);
 my $cycles = chaos_param(short => 15, long => 200);
 my $per_cycle = chaos_param(short => 1000, long => 2000);
 my $retention = 2;    # seconds
-my $slack = 15;       # seconds a finished job may outlive its retention (loaded machine)
+my $slack = 8;        # seconds a finished job may outlive its retention (loaded machine)
 
 # autovacuum_naptime 1s: jobq.job's own autovacuum thresholds are low, but
 # the default 1-minute naptime would leave a 30 s test without any vacuum
@@ -83,22 +84,26 @@ note(sprintf('cycle %3d: %5.2fs  jobq.job heap %6s kB + indexes %6s kB, dead %6d
     . 'dead %6d, oldest finished %4.1fs', $_->{c}, $_->{secs}, $kb->($_->{heap}), $kb->($_->{idx}), $_->{dead},
     $kb->($_->{arch}), $_->{arch_rows}, $_->{arch_dead}, $_->{oldest})) for @series;
 
-# Flatness: the last cycle against the largest of the early ones, taken
+# Flatness: the end of the run against the largest of the early cycles, taken
 # once the first retention period is over (before it the archive only
 # grows). Sizes move in steps with autovacuum's timing, so the bound is 2x
 # plus one cycle's worth of rows; a per-job leak grows roughly linearly and,
 # over 4x as many cycles as the early window, exceeds it.
-my $warm = grep { $_->{end} < $retention + 1 } @series;
 my $early = int($cycles / 4) > 3 ? int($cycles / 4) : 3;
+my $warm = grep { $_->{end} < $retention + 1 } @series;
+$warm = $cycles - 2 * $early if $warm > $cycles - 2 * $early;    # a run slower than expected
 my @early = @series[ $warm .. $warm + $early - 1 ];
 my $max = sub { my ($k) = @_; my $m = 0; for (@early) { $m = $_->{$k} if $_->{$k} > $m } $m };
 my ($hot_early, $arch_early) = ($max->('hot'), $max->('arch'));
 my $cycle_bytes = $per_cycle * 400;    # generous: heap row + index entries of one cycle's jobs
 my $last = $series[-1];
-cmp_ok($last->{hot}, '<=', 2 * $hot_early + $cycle_bytes,
-    "jobq.job heap + indexes after cycle $cycles within 2x the early cycles' maximum (+ one cycle)");
-cmp_ok($last->{arch}, '<=', 2 * $arch_early + $cycle_bytes,
-    "archive size after cycle $cycles within 2x the early cycles' maximum (+ one cycle)");
+# The smallest of the last three samples: an autovacuum pass that the
+# machine's load delayed inflates one sample for a while, a leak all of them.
+my $end_min = sub { my ($k) = @_; my $m; for (@series[ -3 .. -1 ]) { $m = $_->{$k} if !defined $m || $_->{$k} < $m } $m };
+cmp_ok($end_min->('hot'), '<=', 2 * $hot_early + $cycle_bytes,
+    "jobq.job heap + indexes at the end within 2x the early cycles' maximum (+ one cycle)");
+cmp_ok($end_min->('arch'), '<=', 2 * $arch_early + $cycle_bytes,
+    "archive size at the end within 2x the early cycles' maximum (+ one cycle)");
 my $oldest = 0;
 for (@series) { $oldest = $_->{oldest} if $_->{oldest} > $oldest }
 cmp_ok($oldest, '<=', $retention + $slack, "no finished job outlived its ${retention}s retention by more than ${slack}s");
