@@ -13,10 +13,11 @@
 #
 # Asserted (correctness): nothing lost, nothing unexpected, every extra run
 # explained by a fault, nothing left unfinished; every runner reconnected
-# by itself after every fault and is still running; the first reconnect
-# delays are not all the same (jitter). Reported: throughput after each
-# recovery / the baseline before it (target >= 0.95; not asserted), time until
-# completions resume, reconnect times and the spread of the backoff delays.
+# by itself after every fault, is still running and kept its log logfmt;
+# the first reconnect delays are not all the same (jitter). Reported:
+# throughput after each recovery / the baseline before it (target >= 0.95;
+# not asserted), time until completions resume, reconnect times and the
+# spread of the backoff delays.
 use strict;
 use warnings;
 
@@ -69,11 +70,15 @@ sub waiting { try_psql($node, "SELECT count(*) FROM jobq.job WHERE state <> 'run
 sub completed { try_psql($node, "SELECT count(*) FROM jobq.archive WHERE state = 'completed'") // -1 }
 
 # Completions per second over $window seconds.
+# Completions per second over $window seconds; the window's wall-clock
+# span is kept in @spans.
+my @spans;
 sub measure {
     my $c0 = completed();
     my $t0 = time;
     sleep $window;
     my $c1 = completed();
+    push @spans, [ $t0, time ];
     return ($c0 < 0 || $c1 < 0) ? 0 : ($c1 - $c0) / (time - $t0);
 }
 
@@ -87,7 +92,7 @@ sleep 1;
 # machine's load drifts (other work shares it), so the ratio of adjacent
 # windows says more than a ratio to one window minutes earlier.
 my @kinds = ('restart-fast', 'backends-terminated', 'restart-immediate', 'backend-kill9');
-my (@fault_at, @recover, @ratios, @pre, @post, @killed_pids);
+my (@fault_at, @recover, @ratios, @pre, @post, @win, @killed_pids);
 my %kind_count;
 my $target = sub { int(($_[0] > 0 ? $_[0] : 40) * (2 * $window + 3)) };
 for my $i (0 .. $faults - 1) {
@@ -96,7 +101,7 @@ for my $i (0 .. $faults - 1) {
     # window, and no more: what is left at the end must drain quickly.
     topup($target->(@pre ? $pre[-1] : 0) - waiting());
     my $base = measure();
-    push @pre, $base;
+    my $pre_span = $spans[-1];
     my $before = completed();
     my $t = time;
     if ($kind eq 'restart-fast') {
@@ -125,10 +130,10 @@ for my $i (0 .. $faults - 1) {
     push @recover, $back ? time - $t : 999;
     sleep 1;
     my $rate = measure();
+    push @pre, $base;
     push @post, $rate;
+    push @win, [ $pre_span, $spans[-1], $kind ];
     push @ratios, $base > 0 ? $rate / $base : 0;
-    note(sprintf('fault %d (%s): %.1f jobs/s before; completions resumed after %.2fs, then %.1f jobs/s (ratio %.2f)',
-        $i + 1, $kind, $base, $recover[-1], $rate, $ratios[-1]));
 }
 is(scalar(@fault_at), $faults, "$faults faults injected");
 
@@ -177,6 +182,36 @@ for my $r (@runners) {
 is($missing, 0, 'every runner reconnected both connections by itself after every fault');
 my @raw = grep { length && !/^ts=\S+ level=\w+ msg=/ } map { my @l = split /\n/, runner_log($_); @l[ 1 .. $#l ] } @runners;
 is(scalar(@raw), 0, 'runner logs stay logfmt through every fault') or diag(join("\n", @raw[ 0 .. ($#raw < 5 ? $#raw : 5) ]));
+# Handler start latency: from the runner's "job started" (its fork) to
+# the handler's first ledger line. Perl's start-up is CPU: when it grows,
+# the machine was short of CPU in that window, which explains a low
+# throughput ratio that has nothing to do with the fault.
+my %ledger_start;
+open my $lfh, '<', $ledger or die;
+while (<$lfh>) { $ledger_start{"$1 $2"} = $3 if /^S (\d+) (\d+) \S+ \d+ \d+ \S+ (\S+)/ }
+close $lfh;
+my @forks;
+for my $r (@runners) {
+    for (split /\n/, runner_log($r)) {
+        next unless /^ts=(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d+)Z level=info msg="job started" job=(\d+) \S+ attempt=(\d+)/;
+        my $s = $ledger_start{"$8 $9"};
+        push @forks, [ $wall->($1, $2, $3, $4, $5, $6, $7), $s - $wall->($1, $2, $3, $4, $5, $6, $7) ] if defined $s;
+    }
+}
+my $start_p50 = sub {
+    my ($span) = @_;
+    my $p = percentile(0.5, map { $_->[1] } grep { $_->[0] >= $span->[0] && $_->[0] < $span->[1] } @forks);
+    return defined $p ? $p * 1000 : 0;
+};
+my (@lat_pre, @lat_post);
+for my $i (0 .. $#fault_at) {
+    push @lat_pre, $start_p50->($win[$i][0]);
+    push @lat_post, $start_p50->($win[$i][1]);
+    note(sprintf('fault %d (%s): %.1f jobs/s before (handler start p50 %.0f ms); completions resumed after %.2fs, '
+        . 'then %.1f jobs/s (ratio %.2f, handler start p50 %.0f ms)', $i + 1, $win[$i][2], $pre[$i],
+        $lat_pre[-1], $recover[$i], $post[$i], $ratios[$i], $lat_post[-1]));
+}
+
 my %distinct = map { $_ => 1 } @first_delay;
 cmp_ok(scalar(@first_delay), '>=', $faults * $n_runners, 'runners logged their first retry delays');
 cmp_ok(scalar(keys %distinct), '>', 1, 'first reconnect delays are jittered (not all the same)')
@@ -190,12 +225,15 @@ my $spread = join(', ', map {
 } grep { $_ <= 6 } sort { $a <=> $b } keys %delays);
 diag(sprintf('chaos_restart: %d faults (%s) under %d runners x %d slots, %d ms jobs; windows of %ss, before the faults %s-%s jobs/s; '
     . 'throughput after recovery / the window before the fault: all faults together %s, per fault min %s, p50 %s, max %s (%s); completions resume p50 %ss, max %ss; '
+    . 'handler start latency p50 per window before %s-%s ms, after %s-%s ms; '
     . 'acknowledged=%d unknown=%d (committed %d) lost=%d duplicated=%d (all explained) stale settles refused=%d',
     $faults, join(', ', map {"$_ x$kind_count{$_}"} sort keys %kind_count), $n_runners, $conc, $sleep_ms, $window,
     $fmt->(percentile(0, @pre)), $fmt->(percentile(1, @pre)),
     $fmt->($sum->(@pre) > 0 ? $sum->(@post) / $sum->(@pre) : 0),
     $fmt->(percentile(0, @ratios)), $fmt->(percentile(0.5, @ratios)), $fmt->(percentile(1, @ratios)),
     join(' ', map { $fmt->($_) } @ratios), $fmt->(percentile(0.5, @recover)), $fmt->(percentile(1, @recover)),
+    (map { sprintf('%.0f', $_) } percentile(0, @lat_pre), percentile(1, @lat_pre), percentile(0, @lat_post),
+        percentile(1, @lat_post)),
     $fig->{acknowledged}, $fig->{unknown_outcome}, $fig->{unknown_committed}, $fig->{lost}, $fig->{duplicated},
     ($fig->{stale_completions_refused} // 0) + ($fig->{stale_failures_refused} // 0)));
 diag(sprintf('chaos_restart: reconnect (fault -> work connection back) p50 %ss p99 %ss max %ss (n=%d); '
