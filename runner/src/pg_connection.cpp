@@ -20,6 +20,22 @@ std::string Trimmed(const char *message) {
 }
 
 constexpr Millis kRepeatFailureLog{60'000};
+
+// Server messages outside a statement's result (NOTICEs, and the FATAL a
+// terminated backend sends before closing) would go to stderr as raw text
+// through libpq's default processor; log them as logfmt lines instead.
+// Warnings and worse are shown always, notices only with --verbose.
+void OnServerMessage(void *arg, const PGresult *res) {
+    const auto *role = static_cast<const std::string *>(arg);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    std::string sev = severity ? severity : "NOTICE";
+    bool loud = sev == "WARNING" || sev == "ERROR" || sev == "FATAL" || sev == "PANIC";
+    Log(loud ? LogLevel::kWarn : LogLevel::kDebug, "server message",
+        {{"conn", *role},
+         {"severity", sev},
+         {"message", primary ? std::string(primary) : Trimmed(PQresultErrorMessage(res))}});
+}
 }  // namespace
 
 PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks)
@@ -74,6 +90,7 @@ void PgConnection::BeginConnect() {
         Lost(conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory");
         return;
     }
+    PQsetNoticeReceiver(conn_.get(), OnServerMessage, &options_.role);
     connecting_ = true;
     loop_.Cancel(deadline_timer_);
     deadline_timer_ = loop_.After(options_.connect_timeout, [this] {

@@ -5,8 +5,9 @@
 #
 #   --short  the sizes used inside `make test` (default; a few minutes)
 #   --long   CHAOS_MODE=long: 10,000-job drains, 200 runner kills, 40 server
-#            faults, bigger fuzz and xmin runs (tens of minutes); the figures
-#            for docs/reliability.md come from this mode
+#            faults, bigger fuzz and xmin runs, a 4-minute soak, 2 minutes
+#            of a stuck listener, 16 restarts under load (tens of minutes);
+#            the figures for docs/reliability.md come from this mode
 #
 # Test names select files, e.g. `run.sh --long runner_kill pg_crash`.
 # Each test's figures are printed as TAP diagnostics ("# chaos_...:" lines)

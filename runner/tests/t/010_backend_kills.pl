@@ -66,4 +66,11 @@ my (undef, $metrics) = http_get($port, '/metrics');
 my ($reconnects) = $metrics =~ /^jobq_runner_reconnects_total (\d+)/m;
 cmp_ok($reconnects // 0, '>=', 5, "reconnected ($reconnects times)");
 is(stop_runner($runner, 'TERM'), 0, 'runner exits 0');
+# The FATAL each terminated backend sends arrives outside any statement;
+# it is logged like everything else, not written raw by libpq.
+my @log = grep { length } split /\n/, runner_log($runner);
+my @raw = grep { !/^ts=\S+ level=\w+ msg=/ } @log[ 1 .. $#log ];
+is(scalar(@raw), 0, 'every log line after the first is logfmt') or diag(join("\n", @raw[ 0 .. ($#raw < 5 ? $#raw : 5) ]));
+like(runner_log($runner), qr/level=warn msg="server message" conn=\w+ severity=FATAL message="terminating connection due to administrator command"/,
+     "the server's reason for closing the connection is logged");
 done_testing();
