@@ -74,7 +74,9 @@ my @names = ('', ' ', 'a', 'A', 'Queue', '-a', '.a', '_a', 'a b', "a'b", 'a"b', 
     "x'); DROP TABLE jobq.job; --", '%s%n%x%p', 'a' x 48, 'a' x 49, 'a' x 63, 'a' x 64, 'a' x 1000,
     "\x{e4}" . ('a' x 47), "\x{200B}a", "a\x{202E}b", "\x{1F600}", "a\tb", "a\nb", 'pg_temp', 'jobq', '0',
     '9' x 48, 'a-.-_', 'a..', 'ab/../c', "a\x{FEFF}", undef);
-push @names, map { rand_string(rand() < 0.8 ? 20 : 80) } 1 .. $n_random;
+# Never the fixture queue 'fz': a random name that hits it would drop it
+# (drop_queue below) and fail every later case (seen with CHAOS_SEED=3038).
+push @names, grep { $_ ne 'fz' } map { rand_string(rand() < 0.8 ? 20 : 80) } 1 .. $n_random;
 my @raw_names = map { rand_bytes(30) } 1 .. int($n_random / 5);    # raw bytes (often invalid UTF-8)
 my %raw = map { $_ => 1 } @raw_names;
 push @names, @raw_names;
