@@ -30,14 +30,14 @@ my @runners = map { start_runner($node, $toml, dir => $dir, wait => 10) } 1 .. $
 my @all_runners = @runners;
 my $t0 = JobqChaos::mono();
 my $producer = start_producer($node, dir => $dir, prefix => 'rk', count => $jobs, batch => 250,
-                              extra => '"sleep_ms":20');
+                              extra => '"sleep_ms":' . chaos_param(short => 20, long => 40));
 
-# Kill a random runner every 200-600 ms (long: 100-500 ms) until the kill budget is used or
-# the drain is done.
+# Kill a random runner every 200-600 ms (long: 50-350 ms, and 40 ms jobs, so the
+# 200 kills land inside the drain) until the kill budget is used or the drain is done.
 my ($kills, $done) = (0, 0);
 my $kill_deadline = $t0 + chaos_param(short => 60, long => 600);
 while ($kills < $kills_max && JobqChaos::mono() < $kill_deadline) {
-    sleep(chaos_param(short => 0.2, long => 0.1) + rand(0.4));    # long: 200 kills well inside the drain
+    sleep(chaos_param(short => 0.2, long => 0.05) + rand(chaos_param(short => 0.4, long => 0.3)));
     my $left = $node->safe_psql('postgres',
         "SELECT count(*) FROM jobq.job");
     my $acked = () = do { open my $fh, '<', $producer->{log}; <$fh> };
