@@ -62,7 +62,8 @@ int SpawnedChildMain(void *arg) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    static const int kReset[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
+    static const int kReset[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
+                                 SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
     for (int sig : kReset) sigaction(sig, &dfl, nullptr);
     sigset_t empty;
     sigemptyset(&empty);
@@ -149,8 +150,8 @@ class ExecExecution : public Execution {
         for (auto &s : args) argv.push_back(s.data());
         argv.push_back(nullptr);
 
-        SpawnRequest request{in_r.get(), out_w.get(), err_w.get(), argv.data(), envp.data(),
-                             getpid(), 0};
+        SpawnRequest request{
+            in_r.get(), out_w.get(), err_w.get(), argv.data(), envp.data(), getpid(), 0};
         pid_t pid = SpawnChild(&request);
         if (pid < 0) return SpawnFailed(errno);
         // Parent: the group exists at once (no race with an early kill).

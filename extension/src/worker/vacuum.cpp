@@ -54,7 +54,6 @@ struct VacuumState {
     BackgroundWorkerHandle *handle;  // the running or last vacuum process
     bool running;                    // handle's process had not stopped at the last check
     int64 baseline_dead;             // dead tuples the last vacuum left (0 at start)
-    uint64 started;                  // vacuums started since this worker started
     bool warned;                     // about max_worker_processes, once until a start succeeds
 } vs;
 
@@ -120,10 +119,7 @@ void UnitVacuumCheck(void *arg) {
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     slot->vacuum_left_dead = -1;
     LWLockRelease(shared->lock);
-    if (StartVacuumProcess(*static_cast<int *>(arg))) {
-        vs.running = true;
-        vs.started++;
-    }
+    vs.running = StartVacuumProcess(*static_cast<int *>(arg));
 }
 
 }  // namespace jobq::worker
@@ -143,8 +139,7 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     // vacuum() allocates under PortalContext and runs one transaction per
     // relation itself; it expects to be called inside a started transaction
     // (as exec_simple_query does) and leaves one open for the caller.
-    PortalContext =
-        AllocSetContextCreate(TopMemoryContext, "jobq vacuum", ALLOCSET_DEFAULT_SIZES);
+    PortalContext = AllocSetContextCreate(TopMemoryContext, "jobq vacuum", ALLOCSET_DEFAULT_SIZES);
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     using jobq::worker::kVacuumSql;
@@ -162,9 +157,11 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     // worker's new baseline: it waits for real growth before the next one.
     (void)jobq::worker::BeginWork("jobq: vacuum done");
     bool isnull = true;
-    int64 left = jobq::worker::ExecInt64(jobq::worker::kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
+    int64 left = jobq::worker::ExecInt64(jobq::worker::kDeadTuplesSql, 0, nullptr, nullptr, nullptr,
+                                         &isnull);
     jobq::worker::EndWork();
-    if (!isnull && shared != nullptr && extra.slot_index >= 0 && extra.slot_index < shared->nslots) {
+    if (!isnull && shared != nullptr && extra.slot_index >= 0 &&
+        extra.slot_index < shared->nslots) {
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
         DbSlot *slot = &shared->slots[extra.slot_index];
         if (slot->dboid == dboid) slot->vacuum_left_dead = left;
