@@ -305,34 +305,17 @@ void ManageHandlers(TimestampTz now) {
             continue;
         if (now < st.handler_retry_at[i]) continue;
         st.handler_retry_at[i] = TimestampTzPlusMilliseconds(now, Max(restart_delay_ms, 1000));
-        BackgroundWorker worker;
-        memset(&worker, 0, sizeof worker);
-        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-        worker.bgw_restart_time = BGW_NEVER_RESTART;
-        snprintf(worker.bgw_library_name, BGW_MAXLEN, "jobq");
-        snprintf(worker.bgw_function_name, BGW_MAXLEN, "jobq_handler_worker_main");
-        snprintf(worker.bgw_name, BGW_MAXLEN, "jobq handler %d for database %u", i, MyDatabaseId);
-        snprintf(worker.bgw_type, BGW_MAXLEN, "jobq handler");
-        worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-        WorkerExtra extra = {st.slot_index, i, st.generation};
-        memcpy(worker.bgw_extra, &extra, sizeof extra);
-        worker.bgw_notify_pid = MyProcPid;
-        // The handle is palloc'd in the current context: it must outlive
-        // this loop turn (loop_cxt is reset at its end).
-        BackgroundWorkerHandle *handle = nullptr;
-        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-        bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
-        MemoryContextSwitchTo(old);
+        char name[BGW_MAXLEN];
+        snprintf(name, sizeof name, "jobq handler %d for database %u", i, MyDatabaseId);
+        bool registered = StartDynamicWorker(
+            "jobq_handler_worker_main", "jobq handler", name, ObjectIdGetDatum(MyDatabaseId),
+            WorkerExtra{st.slot_index, i, st.generation}, &st.handler_handles[i]);
         if (!registered) {
             ereport(WARNING,
                     (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                      errmsg("jobq worker could not start in-database handler worker %d", i),
                      errhint("Increase max_worker_processes.")));
-            continue;
         }
-        if (st.handler_handles[i] != nullptr) pfree(st.handler_handles[i]);
-        st.handler_handles[i] = handle;
     }
 }
 

@@ -124,25 +124,11 @@ int ListDatabases(MemoryContext cxt, DbEntry **out) {
 }
 
 bool StartDatabaseWorker(int index, const DbEntry &db) {
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof worker);
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "jobq");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "jobq_db_worker_main");
-    snprintf(worker.bgw_name, BGW_MAXLEN, "jobq worker for database %s", db.name);
-    snprintf(worker.bgw_type, BGW_MAXLEN, "jobq worker");
-    worker.bgw_main_arg = ObjectIdGetDatum(db.oid);
-    WorkerExtra extra = {index, -1, 0};
-    memcpy(worker.bgw_extra, &extra, sizeof extra);
-    worker.bgw_notify_pid = MyProcPid;
-    // The handle is palloc'd in the current context: it must outlive this
-    // loop turn (the launcher's loop context is reset at its end).
-    BackgroundWorkerHandle *handle = nullptr;
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
-    MemoryContextSwitchTo(old);
+    char name[BGW_MAXLEN];
+    snprintf(name, sizeof name, "jobq worker for database %s", db.name);
+    bool registered = StartDynamicWorker("jobq_db_worker_main", "jobq worker", name,
+                                         ObjectIdGetDatum(db.oid), WorkerExtra{index, -1, 0},
+                                         &handles[index]);
     if (!registered) {
         if (!warned_no_bgworker)
             ereport(WARNING,
@@ -153,8 +139,6 @@ bool StartDatabaseWorker(int index, const DbEntry &db) {
         return false;
     }
     warned_no_bgworker = false;
-    if (handles[index] != nullptr) pfree(handles[index]);
-    handles[index] = handle;
     return true;
 }
 

@@ -58,24 +58,11 @@ struct VacuumState {
 } vs;
 
 bool StartVacuumProcess(int slot_index) {
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof worker);
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "jobq");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "jobq_vacuum_worker_main");
-    snprintf(worker.bgw_name, BGW_MAXLEN, "jobq vacuum for database %u", MyDatabaseId);
-    snprintf(worker.bgw_type, BGW_MAXLEN, "jobq vacuum");
-    worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-    WorkerExtra extra = {slot_index, -1, 0};
-    memcpy(worker.bgw_extra, &extra, sizeof extra);
-    worker.bgw_notify_pid = MyProcPid;
-    // The handle must outlive the unit's transaction and the loop turn.
-    BackgroundWorkerHandle *handle = nullptr;
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
-    MemoryContextSwitchTo(old);
+    char name[BGW_MAXLEN];
+    snprintf(name, sizeof name, "jobq vacuum for database %u", MyDatabaseId);
+    bool registered = StartDynamicWorker("jobq_vacuum_worker_main", "jobq vacuum", name,
+                                         ObjectIdGetDatum(MyDatabaseId),
+                                         WorkerExtra{slot_index, -1, 0}, &vs.handle);
     if (!registered) {
         if (!vs.warned)
             ereport(WARNING, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -85,8 +72,6 @@ bool StartVacuumProcess(int slot_index) {
         return false;
     }
     vs.warned = false;
-    if (vs.handle != nullptr) pfree(vs.handle);
-    vs.handle = handle;
     return true;
 }
 
