@@ -14,6 +14,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use JobqChildren;
 use Fcntl qw(O_WRONLY O_APPEND O_CREAT);
 use File::Basename qw(dirname);
 use POSIX qw(:sys_wait_h);
@@ -32,21 +33,6 @@ our $HANDLER = "$source/test/chaos/handler.pl";
 our $PRODUCER = "$source/test/chaos/producer.pl";
 our $CHECKER = "$source/test/chaos/check.pl";
 our $runner_seq = 0;
-my %children;    # pid => 1 for every runner and producer this test started
-my $owner = $$;  # forked children that fail to exec must not clean up
-
-# Whatever happens to the test (a failed assertion, die, BAIL_OUT), no
-# runner or producer it started outlives it: SIGKILL by pid at exit.
-END {
-    return unless defined $owner && $$ == $owner;
-    my $status = $?;
-    for my $pid (keys %children) {
-        next unless kill 0, $pid;
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-    }
-    $? = $status;
-}
 
 # PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS}; find the installed one.
 if (!$ENV{PG_REGRESS} || !-x $ENV{PG_REGRESS}) {
@@ -148,7 +134,7 @@ sub start_runner {
         exec $bin, '--config', $config, '--dsn', $node->connstr('postgres'), @{ $a{args} // [] };
         die "exec $bin: $!";
     }
-    $children{$pid} = 1;
+    track_child($pid);
     my $r = { pid => $pid, log => $log, config => $config, started => mono() };
     if ($a{wait}) {
         chaos_wait($a{wait}, sub { runner_log($r) =~ /running, Ctrl\+C to stop/ })
@@ -229,7 +215,7 @@ sub start_producer {
         exec $^X, $PRODUCER, @args;
         die "exec: $!";
     }
-    $children{$pid} = 1;
+    track_child($pid);
     return { pid => $pid, log => $log, out => $out };
 }
 

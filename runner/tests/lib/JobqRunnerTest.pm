@@ -11,6 +11,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use JobqChildren;
 use File::Basename qw(dirname);
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
@@ -24,21 +25,6 @@ our @EXPORT = qw(setup_node create_queue enqueue job_row wait_until write_file
   http_get start_webhook_server stop_webhook_server free_port start_process stop_process);
 
 my $lib_dir = dirname(__FILE__);
-my %children;    # pid (or -pgid) => 1 for everything this test started
-my $owner = $$;  # a forked child that fails to exec must not clean up
-
-# Whatever happens to the test (a failed assertion, die), nothing it started
-# outlives it: SIGKILL by pid (a negative pid: the whole process group).
-END {
-    return unless defined $owner && $$ == $owner;
-    my $status = $?;
-    for my $pid (keys %children) {
-        next unless kill 0, $pid;
-        kill 'KILL', $pid;
-        waitpid(abs $pid, 0);
-    }
-    $? = $status;
-}
 
 # PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS} --config-auth; the
 # test runner may not set it, so find the installed pg_regress.
@@ -146,7 +132,7 @@ sub start_runner {
         exec $runner, '--config', $config, '--dsn', $dsn, @args;
         die "exec $runner: $!";
     }
-    $children{$pid} = 1;
+    track_child($pid);
     my $r = { pid => $pid, log => $log, config => $config };
     wait_until(10, sub { runner_log($r) =~ /jobq-runner: running, Ctrl\+C to stop/ })
       or diag("runner did not start:\n" . runner_log($r));
@@ -164,7 +150,7 @@ sub runner_alive {
     my $got = waitpid($r->{pid}, WNOHANG);
     if ($got == $r->{pid}) {
         $r->{status} = $?;
-        delete $children{ $r->{pid} };    # reaped: its pid may be reused
+        untrack_child($r->{pid});    # reaped: its pid may be reused
         return 0;
     }
     return 1;
@@ -210,7 +196,7 @@ sub start_webhook_server {
         exec $^X, "$lib_dir/webhook_server.pl", $secret, $ledger, $port_file, @tls;
         die "exec: $!";
     }
-    $children{$pid} = 1;
+    track_child($pid);
     wait_until(10, sub { -s $port_file }) or die "webhook server did not start";
     my ($port) = read_lines($port_file);
     return { pid => $pid, port => $port, ledger => $ledger };
@@ -220,7 +206,7 @@ sub stop_webhook_server {
     my ($server) = @_;
     kill 'TERM', $server->{pid};
     waitpid($server->{pid}, 0);
-    delete $children{ $server->{pid} };
+    untrack_child($server->{pid});
 }
 
 # Starts a helper process (argv, no shell) with stdout and stderr appended
@@ -238,7 +224,7 @@ sub start_process {
         die "exec $argv->[0]: $!";
     }
     POSIX::setpgid($pid, $pid) if $opt{group};    # no race with the first kill
-    $children{ $opt{group} ? -$pid : $pid } = 1;
+    track_child($opt{group} ? -$pid : $pid);
     return $pid;
 }
 
@@ -264,8 +250,8 @@ sub stop_process {
         $status = $?;
     }
     # A group leader gone: sweep whatever it left in its group.
-    kill 'KILL', -$pid if delete $children{ -$pid };
-    delete $children{$pid};
+    kill 'KILL', -$pid if untrack_child(-$pid);
+    untrack_child($pid);
     return $status;
 }
 
