@@ -366,6 +366,18 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         return it->second.queue->config->name;
     };
     QueueMetrics scratch;  // counts for claims we no longer know
+    // A settle the database did not apply. Re-sent after a lost connection,
+    // the first send may have been applied: the runner cannot tell which.
+    auto refused = [](QueueMetrics &m, const char *what, bool resent, int64_t id,
+                      const std::string &queue) {
+        ++m.refused;
+        std::string msg =
+            resent ? fmt::format("{} not applied when re-sent after a lost connection: the first "
+                                 "send was applied, or the lease was lost",
+                                 what)
+                   : fmt::format("{} refused: the lease was no longer ours", what);
+        Log(LogLevel::kWarn, msg, {{"job", std::to_string(id)}, {"queue", queue}});
+    };
     for (const CompleteItem &c : batch.completes) {
         std::string queue = queue_of(c.id, c.token);
         QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
@@ -373,16 +385,8 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
             ++m.completed;
             Log(LogLevel::kInfo, "job completed",
                 {{"job", std::to_string(c.id)}, {"queue", queue}});
-        } else if (c.resent) {
-            ++m.refused;
-            Log(LogLevel::kWarn,
-                "completion not applied when re-sent after a lost connection: the first send "
-                "was applied, or the lease was lost",
-                {{"job", std::to_string(c.id)}, {"queue", queue}});
         } else {
-            ++m.refused;
-            Log(LogLevel::kWarn, "completion refused: the lease was no longer ours",
-                {{"job", std::to_string(c.id)}, {"queue", queue}});
+            refused(m, "completion", c.resent, c.id, queue);
         }
         EraseJob(c.id, c.token);
     }
@@ -401,16 +405,8 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                  {"queue", queue},
                  {"state", it->second},
                  {"error", f.error}});
-        } else if (f.resent) {
-            ++m.refused;
-            Log(LogLevel::kWarn,
-                "failure not applied when re-sent after a lost connection: the first send "
-                "was applied, or the lease was lost",
-                {{"job", std::to_string(f.id)}, {"queue", queue}});
         } else {
-            ++m.refused;
-            Log(LogLevel::kWarn, "failure refused: the lease was no longer ours",
-                {{"job", std::to_string(f.id)}, {"queue", queue}});
+            refused(m, "failure", f.resent, f.id, queue);
         }
         EraseJob(f.id, f.token);
     }
