@@ -372,9 +372,10 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                       const std::string &queue) {
         ++m.refused;
         std::string msg =
-            resent ? fmt::format("{} not applied when re-sent after a lost connection: the first "
-                                 "send was applied, or the lease was lost",
-                                 what)
+            resent ? fmt::format(
+                         "{} not applied when re-sent after a lost connection: the first "
+                         "send was applied, or the lease was lost",
+                         what)
                    : fmt::format("{} refused: the lease was no longer ours", what);
         Log(LogLevel::kWarn, msg, {{"job", std::to_string(id)}, {"queue", queue}});
     };
