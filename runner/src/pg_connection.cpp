@@ -25,16 +25,21 @@ constexpr Millis kRepeatFailureLog{60'000};
 // terminated backend sends before closing) would go to stderr as raw text
 // through libpq's default processor; log them as logfmt lines instead.
 // Warnings and worse are shown always, notices only with --verbose.
-void OnServerMessage(void *arg, const PGresult *res) {
-    const auto *role = static_cast<const std::string *>(arg);
-    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    std::string sev = severity ? severity : "NOTICE";
-    bool loud = sev == "WARNING" || sev == "ERROR" || sev == "FATAL" || sev == "PANIC";
-    Log(loud ? LogLevel::kWarn : LogLevel::kDebug, "server message",
-        {{"conn", *role},
-         {"severity", sev},
-         {"message", primary ? std::string(primary) : Trimmed(PQresultErrorMessage(res))}});
+// Called from libpq's C code: no exception may leave it.
+void OnServerMessage(void *arg, const PGresult *res) noexcept {
+    try {
+        const auto *role = static_cast<const std::string *>(arg);
+        const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+        const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        std::string sev = severity ? severity : "NOTICE";
+        bool loud = sev == "WARNING" || sev == "ERROR" || sev == "FATAL" || sev == "PANIC";
+        Log(loud ? LogLevel::kWarn : LogLevel::kDebug, "server message",
+            {{"conn", *role},
+             {"severity", sev},
+             {"message", primary ? std::string(primary) : Trimmed(PQresultErrorMessage(res))}});
+    } catch (...) {
+        // Out of memory while logging: the message is lost, the runner goes on.
+    }
 }
 }  // namespace
 
