@@ -139,3 +139,19 @@ UPDATE jobq.job SET state = 'running', attempt = 1, lease_token = 1,
                     lease_expires_at = now() + interval '1 minute'
 WHERE queue = 'invariant';
 SELECT state FROM jobq.job WHERE queue = 'invariant';
+
+-- Claim plans are built once per backend (generic plans) from the
+-- statistics of that moment. This session's date from the first claims
+-- above, on a table of a few rows; with a backlog now, a claim must still
+-- find its jobs through the indexes, never by reading the whole table.
+SELECT jobq.create_queue('backlog');
+SELECT count(*) AS enqueued FROM jobq.enqueue_many('backlog',
+    (SELECT array_agg(jsonb_build_object('n', g)) FROM generate_series(1, 5000) g));
+BEGIN;
+SELECT seq_scan AS seq_before, idx_scan AS idx_before
+FROM pg_stat_xact_user_tables WHERE relid = 'jobq.job'::regclass \gset
+SELECT count(*) AS claimed FROM jobq.claim('{backlog}', 'w', 10);
+SELECT count(*) AS claimed FROM jobq.claim('{backlog,invariant}', 'w', 10);
+SELECT seq_scan - :seq_before AS whole_table_reads, idx_scan > :idx_before AS used_index
+FROM pg_stat_xact_user_tables WHERE relid = 'jobq.job'::regclass;
+COMMIT;

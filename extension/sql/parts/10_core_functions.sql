@@ -57,6 +57,8 @@ RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, max_attemp
                run_at timestamptz, created_at timestamptz)
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- Its plans are generic (built once per backend); see claim.cpp.
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'jobq_claim';
 
 CREATE FUNCTION jobq.complete(ids bigint[], tokens bigint[], results jsonb[] DEFAULT NULL)

@@ -12,8 +12,10 @@ namespace jobq::pg {
 
 int ExecPlan(PlanSlot *slot, Datum *values, const char *nulls, bool read_only, long count) {
     if (slot->plan == nullptr) {
-        SPIPlanPtr plan = SPI_prepare_cursor(slot->sql, slot->nargs, slot->argtypes,
-                                             slot->custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
+        int options = slot->mode == PlanMode::kCustom    ? CURSOR_OPT_CUSTOM_PLAN
+                      : slot->mode == PlanMode::kGeneric ? CURSOR_OPT_GENERIC_PLAN
+                                                         : 0;
+        SPIPlanPtr plan = SPI_prepare_cursor(slot->sql, slot->nargs, slot->argtypes, options);
         if (plan == nullptr)
             elog(ERROR, "jobq: could not prepare statement: %s", SPI_result_code_string(SPI_result));
         if (SPI_keepplan(plan) != 0) elog(ERROR, "jobq: could not save statement");

@@ -18,16 +18,25 @@ extern "C" {
 
 namespace jobq::pg {
 
+enum class PlanMode {
+    kAuto,  // Postgres' plan cache decides (plan_cache_mode)
+    // Batch statements over arrays (unnest, = ANY): a generic plan cannot
+    // know the batch size or the queues, and picks nested loops that are
+    // quadratic in the batch (measured: 1,000-job complete in 720 ms generic
+    // vs a few ms custom). Planning per call costs far less.
+    kCustom,
+    // Hot statements whose best plan does not depend on the values, planned
+    // once per backend: planning was half of a one-job claim's time. The
+    // caller must keep the plan sane at any table size (see claim.cpp).
+    kGeneric,
+};
+
 struct PlanSlot {
     const char *sql;
     int nargs;
     Oid argtypes[8];
     SPIPlanPtr plan;
-    // Batch statements over arrays (unnest, = ANY) set this: a generic plan
-    // cannot know the batch size or the queues, and picks nested loops that
-    // are quadratic in the batch (measured: 1,000-job complete in 720 ms
-    // generic vs a few ms custom). Planning per call costs far less.
-    bool custom_plan = false;
+    PlanMode mode = PlanMode::kAuto;
 };
 
 // Runs the slot's statement with values/nulls (nulls: ' ' or 'n' per arg).

@@ -28,6 +28,7 @@ extern "C" {
 
 namespace {
 
+using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
 #define JOBQ_INSERT_SELECT                                                                      \
@@ -72,7 +73,7 @@ PlanSlot insert_many = {
     "coalesce($4, now()), coalesce($5, q.max_attempts) "
     "FROM jobq.queue q, unnest($2) WITH ORDINALITY AS p(payload, n) "
     "WHERE q.name = $1 ORDER BY p.n RETURNING id",
-    5, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID}, nullptr, true};
+    5, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID}, nullptr, PlanMode::kCustom};
 
 // Attempts before giving up on a key that keeps changing under us (each
 // round loses only to a concurrent commit, so more than a few is unheard of).

@@ -29,6 +29,7 @@ extern "C" {
 
 namespace {
 
+using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
 #define JOBQ_ARCHIVE_COLUMNS                                                                \
@@ -45,7 +46,7 @@ PlanSlot complete_jobs = {
     "SELECT id, queue, 'completed', payload, priority, run_at, attempt, max_attempts, "
     "  unique_key, worker, progress, errors, job_result, created_at, attempted_at, now() "
     "FROM done RETURNING id",
-    3, {INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID}, nullptr, true};
+    3, {INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID}, nullptr, PlanMode::kCustom};
 
 PlanSlot fail_jobs = {
     "WITH input AS ("
@@ -73,14 +74,15 @@ PlanSlot fail_jobs = {
     "  RETURNING j.id, j.queue, j.run_at"
     ") SELECT id, 'dead'::text, queue, run_at FROM archived "
     "UNION ALL SELECT id, 'retryable'::text, queue, run_at FROM retried",
-    5, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INTERVALARRAYOID, BOOLARRAYOID}, nullptr, true};
+    5, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INTERVALARRAYOID, BOOLARRAYOID}, nullptr,
+    PlanMode::kCustom};
 
 PlanSlot heartbeat_jobs = {
     "UPDATE jobq.job j SET lease_expires_at = now() + coalesce($3, q.lease) "
     "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token), jobq.queue q "
     "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token AND q.name = j.queue "
     "RETURNING j.id, j.lease_expires_at",
-    3, {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID}, nullptr, true};
+    3, {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID}, nullptr, PlanMode::kCustom};
 
 // Snooze and release give back the attempt the claim counted.
 PlanSlot snooze_job = {
@@ -95,7 +97,7 @@ PlanSlot release_jobs = {
     "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token) "
     "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token "
     "RETURNING j.id, j.queue, j.run_at",
-    2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr, true};
+    2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr, PlanMode::kCustom};
 
 PlanSlot set_progress_job = {
     "UPDATE jobq.job SET progress = $3 "
