@@ -2,8 +2,8 @@
 # the worker starts a "jobq vacuum" process, so bursts of jobs reuse the
 # space of earlier ones instead of growing the table (autovacuum is off
 # here, as if its naptime were too long). While a snapshot pins xmin the
-# worker does not start a useless vacuum every second; with the threshold
-# at 0 it starts none.
+# worker does not start a useless vacuum every second; DROP DATABASE stops a
+# running one; with the threshold at 0 it starts none.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -75,6 +75,27 @@ is(vacuums(), $pinned_before, 'with xmin pinned, no vacuum is started again and 
 $pin->query_safe('COMMIT');
 $pin->quit;
 
+# DROP DATABASE stops a running "jobq vacuum" with the database's other jobq
+# processes, rather than waiting for it and failing with "being accessed by
+# other users". The vacuum crawls here (cost delay at every page).
+$node->safe_psql('postgres', q{CREATE DATABASE dropme});
+$node->safe_psql('postgres', q{ALTER DATABASE dropme SET vacuum_cost_delay = '100ms'});
+$node->safe_psql('postgres', q{ALTER DATABASE dropme SET vacuum_cost_limit = 1});
+$node->safe_psql('dropme', q{CREATE EXTENSION jobq; SELECT jobq.create_queue('v')});
+$node->safe_psql('dropme', q{
+    SELECT count(*) FROM jobq.enqueue_many('v', (SELECT array_agg(jsonb_build_object('pad', repeat('x', 100))) FROM generate_series(1, 5000)));
+    SELECT count(*) FROM (SELECT jobq.complete(array_agg(id), array_agg(lease_token)) FROM jobq.claim('{v}', 'w', 10000)) s;
+});
+ok(wait_for(30, sub {
+    sql(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'dropme' AND application_name = 'jobq vacuum'}) == 1
+}), 'a slow vacuum of jobq.job runs in database dropme');
+my $log_before_drop = length(slurp_file($node->logfile));
+my $t0 = time;
+my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE dropme');
+my $took = time - $t0;
+is($rc, 0, 'DROP DATABASE succeeds while the vacuum was running') or diag($err);
+cmp_ok($took, '<', 4, sprintf('and does not wait for it (%.2f s)', $took));
+
 # Threshold 0: the worker leaves jobq.job to autovacuum.
 $node->append_conf('postgresql.conf', "jobq.vacuum_threshold = 0\n");
 $node->reload;
@@ -86,6 +107,8 @@ is(vacuums(), $off_before, 'jobq.vacuum_threshold = 0 starts no vacuum');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|PANIC|could not start a vacuum/, 'no crash, no failed start');
-unlike($log, qr/ERROR:.*VACUUM|jobq vacuum.*exited with exit code [^0]/, 'every vacuum process ended cleanly');
+# (except the one DROP DATABASE stopped on purpose)
+unlike(substr($log, 0, $log_before_drop), qr/ERROR:.*VACUUM|jobq vacuum.*exited with exit code [^0]/,
+    'every vacuum process ended cleanly');
 $node->stop;
 done_testing();

@@ -261,7 +261,7 @@ void Reconcile(MemoryContext cxt) {
 namespace jobq::worker {
 
 void StopDatabaseWorkers(Oid dboid) {
-    pid_t pids[1 + kMaxHandlerWorkers];
+    pid_t pids[2 + kMaxHandlerWorkers];
     int npids = 0;
     TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -272,6 +272,7 @@ void StopDatabaseWorkers(Oid dboid) {
         if (slot->pid != 0) pids[npids++] = slot->pid;
         for (auto &h : slot->handlers)
             if (h.pid != 0) pids[npids++] = h.pid;
+        if (slot->vacuum_pid != 0) pids[npids++] = slot->vacuum_pid;
     }
     LWLockRelease(shared->lock);
     if (npids == 0) return;
@@ -284,6 +285,7 @@ void StopDatabaseWorkers(Oid dboid) {
         if (slot != nullptr) {
             gone = slot->pid == 0;
             for (auto &h : slot->handlers) gone = gone && h.pid == 0;
+            gone = gone && slot->vacuum_pid == 0;
         }
         LWLockRelease(shared->lock);
         if (gone) return;

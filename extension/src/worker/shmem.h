@@ -71,6 +71,7 @@ struct DbSlot {
     // Dead tuples in jobq.job right after the last "jobq vacuum" (vacuum.cpp);
     // -1 while one runs or when it failed.
     int64 vacuum_left_dead;
+    pid_t vacuum_pid;  // the running "jobq vacuum", stopped too by DROP DATABASE
     // Counters and settings the worker publishes for jobq.worker_status().
     TimestampTz last_tick;
     int64 rescue_interval_ms;

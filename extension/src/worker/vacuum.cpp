@@ -75,6 +75,17 @@ bool StartVacuumProcess(int slot_index) {
     return true;
 }
 
+// Vacuum process: its slot, to clear vacuum_pid on any exit.
+DbSlot *vacuum_slot = nullptr;
+
+void OnVacuumExit(int, Datum) {
+    if (shared == nullptr || vacuum_slot == nullptr) return;
+    if (LWLockHeldByMe(shared->lock)) LWLockRelease(shared->lock);
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    if (vacuum_slot->vacuum_pid == MyProcPid) vacuum_slot->vacuum_pid = 0;
+    LWLockRelease(shared->lock);
+}
+
 }  // namespace
 
 void UnitVacuumCheck(void *arg) {
@@ -117,6 +128,21 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
+    // Registered in the slot before connecting, so DROP DATABASE (which
+    // stops the slot's processes, StopDatabaseWorkers) stops this one too
+    // instead of waiting for a long vacuum and then failing.
+    if (shared == nullptr || extra.slot_index < 0 || extra.slot_index >= shared->nslots)
+        proc_exit(0);
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    DbSlot *own = &shared->slots[extra.slot_index];
+    bool ours = own->dboid == dboid && !own->stop_requested && own->vacuum_pid == 0;
+    if (ours) {
+        own->vacuum_pid = MyProcPid;
+        jobq::worker::vacuum_slot = own;
+    }
+    LWLockRelease(shared->lock);
+    if (!ours) proc_exit(0);
+    before_shmem_exit(jobq::worker::OnVacuumExit, 0);
     BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
     pgstat_report_appname("jobq vacuum");
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
