@@ -58,6 +58,32 @@ SELECT payload, unique_key IS NULL AS key_detached, state FROM jobq.jobs WHERE i
 -- keep mode now finds the new waiting job that holds the key
 SELECT jobq.enqueue('other', '{"v": "third"}', unique_key => 'busy') <> :busy AS returns_waiting_one;
 
+-- unique_window: a job with the key that completed within the window also
+-- wins (keep); older completions and cancelled (or dead) jobs do not.
+SELECT jobq.create_queue('windowed');
+SELECT jobq.enqueue('windowed', '{"v": 1}', unique_key => 'w') AS w1 \gset
+SELECT count(*) FROM (SELECT jobq.complete(array_agg(id), array_agg(lease_token))
+                      FROM jobq.claim('{windowed}', 'w', 10)) s;
+SELECT jobq.enqueue('windowed', '{"v": 2}', unique_key => 'w', unique_window => '1 hour') = :w1
+    AS returns_completed_job;
+SELECT count(*) AS live_jobs FROM jobq.job WHERE queue = 'windowed';
+-- without a window the key is free once the job finished
+SELECT jobq.enqueue('windowed', '{"v": 3}', unique_key => 'w') AS w3 \gset
+SELECT :w3 <> :w1 AS new_job;
+-- an unfinished job with the key still wins, window or not
+SELECT jobq.enqueue('windowed', '{"v": 4}', unique_key => 'w', unique_window => '1 hour') = :w3
+    AS returns_waiting_job;
+-- a completion older than the window does not count
+SELECT count(*) FROM (SELECT jobq.complete(array_agg(id), array_agg(lease_token))
+                      FROM jobq.claim('{windowed}', 'w', 10)) s;
+UPDATE jobq.archive SET finished_at = now() - interval '2 hours' WHERE queue = 'windowed';
+SELECT jobq.enqueue('windowed', '{"v": 5}', unique_key => 'w', unique_window => '1 hour') AS w5 \gset
+SELECT :w5 NOT IN (:w1, :w3) AS new_job, state FROM jobq.jobs WHERE id = :w5;
+-- a cancelled job does not count
+SELECT jobq.cancel(:w5);
+SELECT jobq.enqueue('windowed', '{"v": 6}', unique_key => 'w', unique_window => '1 hour') <> :w5
+    AS new_job_after_cancel;
+
 -- bad input: clear errors, nothing inserted
 SELECT count(*) AS before FROM jobq.jobs \gset
 SELECT jobq.enqueue('nope', '{}');
@@ -73,6 +99,9 @@ SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce', 
 SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'debounce', debounce => '1 minute', run_at => now());
 SELECT jobq.enqueue('mail', '{}', unique_key => 'k', debounce => '1 minute');
 SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'keep', debounce => '-1 second');
+SELECT jobq.enqueue('mail', '{}', unique_window => '1 hour');
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_window => '0 seconds');
+SELECT jobq.enqueue('mail', '{}', unique_key => 'k', unique_mode => 'replace', unique_window => '1 hour');
 SET jobq.max_payload_size = 1024;
 SELECT jobq.enqueue('mail', jsonb_build_object('blob', repeat('x', 2000)));
 SELECT count(*) FROM jobq.enqueue_many('mail', ARRAY['{}', jsonb_build_object('blob', repeat('x', 2000))]);

@@ -109,6 +109,9 @@ CREATE TABLE jobq.archive (
         autovacuum_vacuum_cost_delay = 0);
 
 CREATE INDEX archive_queue_finished_idx ON jobq.archive (queue, finished_at);
+-- enqueue(..., unique_window): the latest completion of a key.
+CREATE INDEX archive_unique_idx ON jobq.archive (queue, unique_key, finished_at)
+    WHERE unique_key IS NOT NULL;
 
 SELECT pg_catalog.pg_extension_config_dump('jobq.queue', '');
 SELECT pg_catalog.pg_extension_config_dump('jobq.job', '');

@@ -32,7 +32,8 @@ CREATE FUNCTION jobq.enqueue(
     max_attempts integer DEFAULT NULL,
     unique_key text DEFAULT NULL,
     unique_mode text DEFAULT 'keep',
-    debounce interval DEFAULT NULL)
+    debounce interval DEFAULT NULL,
+    unique_window interval DEFAULT NULL)
 RETURNS bigint LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'jobq_enqueue';

@@ -8,7 +8,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA jobq FROM PUBLIC;
 GRANT USAGE ON SCHEMA jobq TO jobq_producer, jobq_worker, jobq_monitor, jobq_admin;
 
 GRANT EXECUTE ON FUNCTION
-    jobq.enqueue(text, jsonb, timestamptz, integer, integer, text, text, interval),
+    jobq.enqueue(text, jsonb, timestamptz, integer, integer, text, text, interval, interval),
     jobq.enqueue_many(text, jsonb[], timestamptz, integer, integer)
 TO jobq_producer;
 

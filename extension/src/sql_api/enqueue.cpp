@@ -11,6 +11,13 @@
 //             run_at pushed to now() + debounce
 // A running job cannot be changed under its runner: replace and debounce
 // detach the key from it and insert a new job.
+//
+// unique_window (keep only): a job with the key that completed less than
+// the window ago also wins. The new job is inserted first and withdrawn if
+// such a completion is found: a job completes by moving from jobq.job to
+// jobq.archive in one transaction, and the insert waits for that
+// transaction when it conflicts with the job, so the archive lookup after
+// it cannot miss a completion that the insert did not see.
 #include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/settings.h"
@@ -66,6 +73,11 @@ PlanSlot detach_key = {
     "WHERE queue = $1 AND unique_key = $2 AND state = 'running'",
     2, {TEXTOID, TEXTOID}, nullptr};
 PlanSlot queue_exists = {"SELECT 1 FROM jobq.queue WHERE name = $1", 1, {TEXTOID}, nullptr};
+PlanSlot completed_in_window = {
+    "SELECT id FROM jobq.archive WHERE queue = $1 AND unique_key = $2 AND state = 'completed' "
+    "AND finished_at > now() - $3 ORDER BY finished_at DESC LIMIT 1",
+    3, {TEXTOID, TEXTOID, INTERVALOID}, nullptr};
+PlanSlot withdraw_job = {"DELETE FROM jobq.job WHERE id = $1", 1, {INT8OID}, nullptr};
 
 PlanSlot insert_many = {
     "INSERT INTO jobq.job (queue, state, payload, priority, run_at, max_attempts) "
@@ -128,7 +140,7 @@ PG_FUNCTION_INFO_V1(jobq_enqueue);
 PG_FUNCTION_INFO_V1(jobq_enqueue_many);
 
 // enqueue(queue, payload, run_at, priority, max_attempts, unique_key,
-//         unique_mode, debounce) returns bigint
+//         unique_mode, debounce, unique_window) returns bigint
 Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     EnqueueArgs args;
     ReadCommonArgs(fcinfo, 2, &args);
@@ -140,6 +152,8 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     char *mode_text = PG_ARGISNULL(6) ? pstrdup("keep") : jobq::sql::TextArg(fcinfo, 6);
     bool has_debounce = !PG_ARGISNULL(7);
     int64 debounce_us = has_debounce ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(7)) : 0;
+    bool has_window = !PG_ARGISNULL(8);
+    int64 window_us = has_window ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(8)) : 0;
     jobq::UniqueMode mode = jobq::pg::CallCpp([&] {
         jobq::UniqueMode m = jobq::ParseUniqueMode(mode_text);
         if (m == jobq::UniqueMode::kDebounce && !has_debounce)
@@ -149,8 +163,17 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
             throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
                               "debounce requires unique_mode \"debounce\"");
         if (has_debounce) jobq::CheckPositiveInterval("debounce", debounce_us);
+        if (has_window) {
+            jobq::CheckPositiveInterval("unique_window", window_us);
+            if (m != jobq::UniqueMode::kKeep)
+                throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
+                                  "unique_window requires unique_mode \"keep\"");
+        }
         return m;
     });
+    if (has_window && !has_key)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("unique_window requires a unique_key")));
     if (mode != jobq::UniqueMode::kKeep && !has_key)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("unique_mode \"%s\" requires a unique_key", mode_text)));
@@ -179,11 +202,13 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     int64 id = 0;
     TimestampTz run_at = 0;
     bool found = false;
+    bool inserted = false;
     SPI_connect();
     for (int round = 0; round < kUniqueRounds && !found; ++round) {
         jobq::pg::ExecPlan(insert, values, nulls, false);
         if (SPI_processed == 1) {
             found = true;
+            inserted = true;
         } else if (has_key && mode == jobq::UniqueMode::kKeep) {
             Datum key_values[2] = {values[0], values[5]};
             jobq::pg::ExecPlan(&find_by_key, key_values, nullptr, false);
@@ -202,6 +227,19 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
         jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
         if (SPI_processed == 0) RaiseUnknownQueue(args.queue);
     }
+    bool withdrawn = false;
+    if (found && inserted && has_window) {
+        Datum window_values[3] = {values[0], values[5], PG_GETARG_DATUM(8)};
+        jobq::pg::ExecPlan(&completed_in_window, window_values, nullptr, false);
+        if (SPI_processed == 1) {
+            bool isnull;
+            int64 completed_id = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
+            Datum withdraw_values[1] = {Int64GetDatum(id)};
+            jobq::pg::ExecPlan(&withdraw_job, withdraw_values, nullptr, false);
+            id = completed_id;
+            withdrawn = true;
+        }
+    }
     SPI_finish();
     if (!found)
         ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -209,7 +247,7 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
                                "concurrent changes to the key",
                                args.queue),
                         errhint("Retry the transaction.")));
-    jobq_note_wakeup(args.queue, run_at);
+    if (!withdrawn) jobq_note_wakeup(args.queue, run_at);
     PG_RETURN_INT64(id);
 }
 
