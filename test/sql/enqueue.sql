@@ -84,6 +84,28 @@ SELECT jobq.cancel(:w5);
 SELECT jobq.enqueue('windowed', '{"v": 6}', unique_key => 'w', unique_window => '1 hour') <> :w5
     AS new_job_after_cancel;
 
+-- enqueue_many with unique_keys (keep): one id per payload, in order; a key
+-- held by an unfinished job, or by an earlier payload of the batch, returns
+-- that job; NULL keys always enqueue.
+SELECT jobq.create_queue('bulk');
+SELECT jobq.enqueue('bulk', '{"v": "old"}', unique_key => 'a') AS held \gset
+CREATE TEMP TABLE bulk_ids AS
+SELECT e.id, e.n FROM jobq.enqueue_many('bulk',
+         ARRAY['{"v": 1}', '{"v": 2}', '{"v": 3}', '{"v": 4}', '{"v": 5}']::jsonb[],
+         unique_keys => ARRAY['a', 'b', NULL, 'b', NULL])
+     WITH ORDINALITY AS e(id, n);
+SELECT n, id = :held AS is_held, payload ->> 'v' AS payload_v, unique_key
+FROM bulk_ids JOIN jobq.jobs j USING (id) ORDER BY n;
+SELECT unique_key, count(*) AS jobs FROM jobq.job WHERE queue = 'bulk' GROUP BY unique_key ORDER BY unique_key;
+-- a running holder counts as well; once it completed the key is free again
+CREATE TEMP TABLE bulk_claim AS SELECT id, lease_token FROM jobq.claim('{bulk}', 'w', 1);
+SELECT id = :held AS claimed_holder FROM bulk_claim;
+SELECT id = :held AS returns_running_holder
+FROM jobq.enqueue_many('bulk', ARRAY['{"v": 6}']::jsonb[], unique_keys => ARRAY['a']) AS e(id);
+SELECT count(*) AS completed FROM (SELECT jobq.complete(array_agg(id), array_agg(lease_token)) FROM bulk_claim) s;
+SELECT id <> :held AS new_job_after_completion
+FROM jobq.enqueue_many('bulk', ARRAY['{"v": 7}']::jsonb[], unique_keys => ARRAY['a']) AS e(id);
+
 -- bad input: clear errors, nothing inserted
 SELECT count(*) AS before FROM jobq.jobs \gset
 SELECT jobq.enqueue('nope', '{}');
@@ -109,6 +131,8 @@ RESET jobq.max_payload_size;
 SELECT count(*) FROM jobq.enqueue_many('mail', ARRAY['{}', NULL]::jsonb[]);
 SELECT count(*) FROM jobq.enqueue_many('nope', ARRAY['{}']::jsonb[]);
 SELECT count(*) FROM jobq.enqueue_many('mail', NULL);
+SELECT count(*) FROM jobq.enqueue_many('mail', ARRAY['{}', '{}']::jsonb[], unique_keys => ARRAY['k']);
+SELECT count(*) FROM jobq.enqueue_many('nope', ARRAY['{}']::jsonb[], unique_keys => ARRAY['k']);
 SELECT count(*) = :before AS nothing_inserted FROM jobq.jobs;
 -- a large payload under the limit is kept whole, never truncated
 SELECT jobq.enqueue('mail', jsonb_build_object('blob', repeat('y', 100000))) AS big \gset

@@ -43,7 +43,8 @@ CREATE FUNCTION jobq.enqueue_many(
     payloads jsonb[],
     run_at timestamptz DEFAULT NULL,
     priority integer DEFAULT 0,
-    max_attempts integer DEFAULT NULL)
+    max_attempts integer DEFAULT NULL,
+    unique_keys text[] DEFAULT NULL)
 RETURNS SETOF bigint LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'jobq_enqueue_many';

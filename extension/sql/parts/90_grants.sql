@@ -9,7 +9,7 @@ GRANT USAGE ON SCHEMA jobq TO jobq_producer, jobq_worker, jobq_monitor, jobq_adm
 
 GRANT EXECUTE ON FUNCTION
     jobq.enqueue(text, jsonb, timestamptz, integer, integer, text, text, interval, interval),
-    jobq.enqueue_many(text, jsonb[], timestamptz, integer, integer)
+    jobq.enqueue_many(text, jsonb[], timestamptz, integer, integer, text[])
 TO jobq_producer;
 
 GRANT EXECUTE ON FUNCTION

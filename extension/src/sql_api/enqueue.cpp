@@ -1,7 +1,8 @@
-// enqueue and enqueue_many: insert jobs into the hot table inside the
-// caller's transaction, and note the queue for a wake-up at commit.
+// enqueue: insert a job into the hot table inside the caller's
+// transaction, and note the queue for a wake-up at commit. Also the pieces
+// enqueue_many shares (enqueue.h).
 //
-// Unique keys (enqueue only): the partial unique index on (queue,
+// Unique keys: the partial unique index on (queue,
 // unique_key) holds exactly the unfinished jobs, so INSERT ... ON CONFLICT
 // makes deduplication race-free between producers. Modes:
 //   keep      an unfinished job with the key wins; its id is returned
@@ -23,6 +24,7 @@
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
+#include "sql_api/enqueue.h"
 #include "worker/wakeup.h"
 
 extern "C" {
@@ -79,17 +81,44 @@ PlanSlot completed_in_window = {
     3, {TEXTOID, TEXTOID, INTERVALOID}, nullptr};
 PlanSlot withdraw_job = {"DELETE FROM jobq.job WHERE id = $1", 1, {INT8OID}, nullptr};
 
-PlanSlot insert_many = {
-    "INSERT INTO jobq.job (queue, state, payload, priority, run_at, max_attempts) "
-    "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, p.payload, $3, "
-    "coalesce($4, now()), coalesce($5, q.max_attempts) "
-    "FROM jobq.queue q, unnest($2) WITH ORDINALITY AS p(payload, n) "
-    "WHERE q.name = $1 ORDER BY p.n RETURNING id",
-    5, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID}, nullptr, PlanMode::kCustom};
-
 // Attempts before giving up on a key that keeps changing under us (each
 // round loses only to a concurrent commit, so more than a few is unheard of).
 constexpr int kUniqueRounds = 10;
+
+
+// The insert loop of one job: `insert` is one of the INSERT plans above
+// (values/nulls as JOBQ_INSERT_ARGS). With a key, a lost race against a
+// concurrent commit is retried: keep then finds the job that holds the
+// key, replace and debounce take the key off a running job.
+bool InsertOne(PlanSlot *insert, jobq::UniqueMode mode, bool has_key, const char *queue,
+               Datum *values, const char *nulls, jobq::sql::InsertedJob *out) {
+    for (int round = 0; round < kUniqueRounds; ++round) {
+        jobq::pg::ExecPlan(insert, values, nulls, false);
+        bool found = SPI_processed == 1;
+        out->inserted = found;
+        if (!found && has_key && mode == jobq::UniqueMode::kKeep) {
+            Datum key_values[2] = {values[0], values[5]};
+            jobq::pg::ExecPlan(&find_by_key, key_values, nullptr, false);
+            found = SPI_processed == 1;
+        } else if (!found && has_key) {
+            Datum key_values[2] = {values[0], values[5]};
+            jobq::pg::ExecPlan(&detach_key, key_values, nullptr, false);
+        }
+        if (found) {
+            bool isnull;
+            out->id = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
+            out->run_at = DatumGetTimestampTz(jobq::pg::ResultValue(0, 2, &isnull));
+            return true;
+        }
+        // No row and no key: the only cause is a missing queue.
+        jobq::sql::RequireQueue(values[0], queue);
+    }
+    return false;
+}
+
+}  // namespace
+
+namespace jobq::sql {
 
 void RaiseUnknownQueue(const char *queue) {
     ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("queue \"%s\" does not exist", queue),
@@ -102,16 +131,6 @@ void CheckPayload(Datum payload) {
         jobq::CheckPayloadSize(bytes, static_cast<std::size_t>(jobq::pg::max_payload_size));
     });
 }
-
-// Common arguments of enqueue and enqueue_many, validated.
-struct EnqueueArgs {
-    char *queue;
-    Datum run_at;
-    char run_at_null;
-    int16 priority;
-    Datum max_attempts;
-    char max_attempts_null;
-};
 
 void ReadCommonArgs(FunctionCallInfo fcinfo, int run_at_arg, EnqueueArgs *args) {
     jobq::sql::RequireArg(fcinfo, 0, "queue");
@@ -132,21 +151,30 @@ void ReadCommonArgs(FunctionCallInfo fcinfo, int run_at_arg, EnqueueArgs *args) 
     args->max_attempts_null = has_max ? ' ' : 'n';
 }
 
-}  // namespace
+void RequireQueue(Datum queue_text, const char *queue) {
+    Datum values[1] = {queue_text};
+    jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
+    if (SPI_processed == 0) RaiseUnknownQueue(queue);
+}
+
+bool InsertKeep(const char *queue, Datum *values, const char *nulls, InsertedJob *out) {
+    return InsertOne(&insert_keep, jobq::UniqueMode::kKeep, true, queue, values, nulls, out);
+}
+
+}  // namespace jobq::sql
 
 extern "C" {
 
 PG_FUNCTION_INFO_V1(jobq_enqueue);
-PG_FUNCTION_INFO_V1(jobq_enqueue_many);
 
 // enqueue(queue, payload, run_at, priority, max_attempts, unique_key,
 //         unique_mode, debounce, unique_window) returns bigint
 Datum jobq_enqueue(PG_FUNCTION_ARGS) {
-    EnqueueArgs args;
-    ReadCommonArgs(fcinfo, 2, &args);
+    jobq::sql::EnqueueArgs args;
+    jobq::sql::ReadCommonArgs(fcinfo, 2, &args);
     jobq::sql::RequireArg(fcinfo, 1, "payload");
     Datum payload = PG_GETARG_DATUM(1);
-    CheckPayload(payload);
+    jobq::sql::CheckPayload(payload);
 
     bool has_key = !PG_ARGISNULL(5);
     char *mode_text = PG_ARGISNULL(6) ? pstrdup("keep") : jobq::sql::TextArg(fcinfo, 6);
@@ -199,36 +227,12 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, has_key ? ' ' : 'n',
                      '\0'};
 
-    int64 id = 0;
-    TimestampTz run_at = 0;
-    bool found = false;
-    bool inserted = false;
+    jobq::sql::InsertedJob job{};
     SPI_connect();
-    for (int round = 0; round < kUniqueRounds && !found; ++round) {
-        jobq::pg::ExecPlan(insert, values, nulls, false);
-        if (SPI_processed == 1) {
-            found = true;
-            inserted = true;
-        } else if (has_key && mode == jobq::UniqueMode::kKeep) {
-            Datum key_values[2] = {values[0], values[5]};
-            jobq::pg::ExecPlan(&find_by_key, key_values, nullptr, false);
-            found = SPI_processed == 1;
-        } else if (has_key) {
-            Datum key_values[2] = {values[0], values[5]};
-            jobq::pg::ExecPlan(&detach_key, key_values, nullptr, false);
-        }
-        if (found) {
-            bool isnull;
-            id = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
-            run_at = DatumGetTimestampTz(jobq::pg::ResultValue(0, 2, &isnull));
-            break;
-        }
-        // No row and no key: the only cause is a missing queue.
-        jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
-        if (SPI_processed == 0) RaiseUnknownQueue(args.queue);
-    }
+    bool found = InsertOne(insert, mode, has_key, args.queue, values, nulls, &job);
+    int64 id = job.id;
     bool withdrawn = false;
-    if (found && inserted && has_window) {
+    if (found && job.inserted && has_window) {
         Datum window_values[3] = {values[0], values[5], PG_GETARG_DATUM(8)};
         jobq::pg::ExecPlan(&completed_in_window, window_values, nullptr, false);
         if (SPI_processed == 1) {
@@ -247,49 +251,8 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
                                "concurrent changes to the key",
                                args.queue),
                         errhint("Retry the transaction.")));
-    if (!withdrawn) jobq_note_wakeup(args.queue, run_at);
+    if (!withdrawn) jobq_note_wakeup(args.queue, job.run_at);
     PG_RETURN_INT64(id);
-}
-
-// enqueue_many(queue, payloads, run_at, priority, max_attempts) returns setof bigint
-Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
-    EnqueueArgs args;
-    ReadCommonArgs(fcinfo, 2, &args);
-    jobq::sql::RequireArg(fcinfo, 1, "payloads");
-    ArrayType *payloads = PG_GETARG_ARRAYTYPE_P(1);
-    Datum *elems;
-    bool *elem_nulls;
-    int n = jobq::pg::DatumArrayElements(payloads, JSONBOID, &elems, &elem_nulls);
-    for (int i = 0; i < n; ++i) {
-        if (elem_nulls[i])
-            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                            errmsg("payloads must not contain null elements"),
-                            errdetail("Element %d is null.", i + 1)));
-        CheckPayload(elems[i]);
-    }
-
-    jobq::pg::BeginMaterializedResult(fcinfo);
-    Datum values[5] = {CStringGetTextDatum(args.queue), PointerGetDatum(payloads),
-                       Int16GetDatum(args.priority), args.run_at, args.max_attempts};
-    char nulls[6] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, '\0'};
-    SPI_connect();
-    jobq::pg::ExecPlan(&insert_many, values, nulls, false);
-    uint64 inserted = SPI_processed;
-    for (uint64 row = 0; row < inserted; ++row) {
-        bool isnull = false;
-        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
-        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
-    }
-    if (inserted == 0) {
-        jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
-        if (SPI_processed == 0) RaiseUnknownQueue(args.queue);
-    }
-    SPI_finish();
-    if (inserted > 0)
-        jobq_note_wakeup(args.queue, args.run_at_null == 'n'
-                                         ? GetCurrentTransactionStartTimestamp()
-                                         : DatumGetTimestampTz(args.run_at));
-    return static_cast<Datum>(0);
 }
 
 }  // extern "C"
