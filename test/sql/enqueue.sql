@@ -106,6 +106,15 @@ SELECT count(*) AS completed FROM (SELECT jobq.complete(array_agg(id), array_agg
 SELECT id <> :held AS new_job_after_completion
 FROM jobq.enqueue_many('bulk', ARRAY['{"v": 7}']::jsonb[], unique_keys => ARRAY['a']) AS e(id);
 
+-- A database whose jobq functions came from an older build of this version
+-- calls the same C entry points with fewer arguments: they still work.
+CREATE FUNCTION pg_temp.enqueue_8(text, jsonb, timestamptz, integer, integer, text, text, interval)
+RETURNS bigint LANGUAGE C AS '$libdir/jobq', 'jobq_enqueue';
+CREATE FUNCTION pg_temp.enqueue_many_5(text, jsonb[], timestamptz, integer, integer)
+RETURNS SETOF bigint LANGUAGE C AS '$libdir/jobq', 'jobq_enqueue_many';
+SELECT pg_temp.enqueue_8('bulk', '{}', NULL, 0, NULL, 'old-8', 'keep', NULL) > 0 AS enqueued;
+SELECT count(*) AS enqueued FROM pg_temp.enqueue_many_5('bulk', ARRAY['{}']::jsonb[], NULL, 0, NULL);
+
 -- bad input: clear errors, nothing inserted
 SELECT count(*) AS before FROM jobq.jobs \gset
 SELECT jobq.enqueue('nope', '{}');

@@ -180,7 +180,9 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     char *mode_text = PG_ARGISNULL(6) ? pstrdup("keep") : jobq::sql::TextArg(fcinfo, 6);
     bool has_debounce = !PG_ARGISNULL(7);
     int64 debounce_us = has_debounce ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(7)) : 0;
-    bool has_window = !PG_ARGISNULL(8);
+    // PG_NARGS: a database whose jobq functions were created by an older
+    // build of the same version passes fewer arguments.
+    bool has_window = PG_NARGS() > 8 && !PG_ARGISNULL(8);
     int64 window_us = has_window ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(8)) : 0;
     jobq::UniqueMode mode = jobq::pg::CallCpp([&] {
         jobq::UniqueMode m = jobq::ParseUniqueMode(mode_text);

@@ -79,7 +79,9 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
                             errdetail("Element %d is null.", i + 1)));
         jobq::sql::CheckPayload(elems[i]);
     }
-    bool keyed = !PG_ARGISNULL(5);
+    // PG_NARGS: a database whose jobq functions were created by an older
+    // build of the same version passes fewer arguments.
+    bool keyed = PG_NARGS() > 5 && !PG_ARGISNULL(5);
     ArrayType *keys = keyed ? PG_GETARG_ARRAYTYPE_P(5) : nullptr;
     Datum *key_elems = nullptr;
     bool *key_nulls = nullptr;
