@@ -447,10 +447,12 @@ void Runner::StopJob(Job &job, const char *why) {
     std::string queue = job.queue->config->name;
     ++metrics_.queue(queue).lost;
     Log(LogLevel::kWarn, why, {{"job", std::to_string(id)}, {"queue", queue}});
-    Forget(jobs_.find(id));  // kills the handler, if still running
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) Forget(it);  // kills the handler, if still running
 }
 
 void Runner::MarkSettling(Job &job) {
+    if (job.settling) return;  // counted once, however often re-sent
     job.settling = true;
     job.queue->unsettled++;
 }
