@@ -100,8 +100,8 @@ class Runner {
     void Forget(std::unordered_map<int64_t, Job>::iterator it);
     void WantAll();
     HttpReply Route(const std::string &path);
-    // Work and settle connections both up: without either, jobs neither
-    // start nor finish (the listen connection only speeds claims up).
+    // Work and settle connections both up: without the first no job
+    // starts, without the second none finishes (listen only speeds claims).
     bool DatabaseUp() const;
     Millis HeartbeatInterval(const Job &job) const;
 
