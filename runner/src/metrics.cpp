@@ -70,11 +70,11 @@ std::string Metrics::Render(uint64_t reconnects, bool database_up) const {
         "jobq_runner_claim_round_trip_seconds histogram\n";
     claim_round_trip_.Render(&out, "jobq_runner_claim_round_trip_seconds", "");
     out += fmt::format(
-        "# HELP jobq_runner_reconnects_total Database reconnects.\n# TYPE "
+        "# HELP jobq_runner_reconnects_total Database reconnects (all connections).\n# TYPE "
         "jobq_runner_reconnects_total counter\njobq_runner_reconnects_total {}\n",
         reconnects);
     out += fmt::format(
-        "# HELP jobq_runner_database_up Whether the work connection is ready.\n# TYPE "
+        "# HELP jobq_runner_database_up Whether the work and settle connections are ready.\n# TYPE "
         "jobq_runner_database_up gauge\njobq_runner_database_up {}\n",
         database_up ? 1 : 0);
     return out;

@@ -14,8 +14,8 @@
 //   jobq_runner_jobs_running{queue}           handlers running now
 //   jobq_runner_handler_duration_seconds{queue} histogram
 //   jobq_runner_claim_round_trip_seconds      histogram
-//   jobq_runner_reconnects_total              database reconnects
-//   jobq_runner_database_up                   1 when the work connection is ready
+//   jobq_runner_reconnects_total              database reconnects, all connections summed
+//   jobq_runner_database_up                   1 when the work and settle connections are ready
 #pragma once
 
 #include <cstdint>

@@ -52,7 +52,7 @@ class PgConnection {
   public:
     struct Options {
         std::string dsn;
-        std::string role;  // "listen" or "work", for logs
+        std::string role;  // "work", "settle" or "listen", for logs
         Millis connect_timeout{10'000};
         Millis query_timeout{30'000};
         Millis reconnect_min{100};

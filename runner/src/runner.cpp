@@ -149,10 +149,15 @@ int Runner::Run() {
     PgConnection::Options work_options{config_.dsn,           "work",
                                        Millis(10'000),        config_.query_timeout,
                                        config_.reconnect_min, config_.reconnect_max};
+    PgConnection::Options settle_options = work_options;
+    settle_options.role = "settle";
     PgConnection::Options listen_options = work_options;
     listen_options.role = "listen";
     work_ = std::make_unique<PgConnection>(
         loop_, work_options, PgConnection::Callbacks{[this] { WantAll(); }, nullptr, nullptr});
+    // Settles whose outcome a lost connection hid are back in pending_ and
+    // go out at the next tick; nothing else to redo on reconnect.
+    settle_ = std::make_unique<PgConnection>(loop_, settle_options, PgConnection::Callbacks{});
     listen_ = std::make_unique<PgConnection>(
         loop_, listen_options,
         PgConnection::Callbacks{
@@ -188,6 +193,7 @@ int Runner::Run() {
     ssize_t ignored = write(STDERR_FILENO, start_line.data(), start_line.size());
     (void)ignored;
     work_->Start();
+    settle_->Start();
     listen_->Start();
     Log(LogLevel::kInfo, "config",
         {{"worker", worker},
@@ -199,6 +205,7 @@ int Runner::Run() {
     loop_.Run();
     jobs_.clear();
     listen_->Close();
+    settle_->Close();
     work_->Close();
     return exit_code_;
 }
@@ -211,13 +218,15 @@ HttpReply Runner::Route(const std::string &path) {
     HttpReply reply;
     if (path == "/metrics") {
         reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        reply.body = metrics_.Render(
-            static_cast<uint64_t>(work_->reconnects() + listen_->reconnects()), work_->ready());
+        reply.body =
+            metrics_.Render(static_cast<uint64_t>(work_->reconnects() + settle_->reconnects() +
+                                                  listen_->reconnects()),
+                            DatabaseUp());
     } else if (path == "/healthz") {
         if (draining_) {
             reply.status = 503;
             reply.body = "draining\n";
-        } else if (!work_->ready()) {
+        } else if (!DatabaseUp()) {
             reply.status = 503;
             reply.body = "database unavailable\n";
         } else {
@@ -249,7 +258,7 @@ void Runner::OnGraceExpired() {
         job.execution.reset();  // kills the handler
         job.queue->running--;
         metrics_.queue(job.queue->config->name).running--;
-        job.settling = true;
+        MarkSettling(job);
         pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
         Log(LogLevel::kInfo, "job stopped at shutdown; releasing", {{"job", std::to_string(id)}});
     }
@@ -266,24 +275,21 @@ void Runner::OnGraceExpired() {
 void Runner::Tick() {
     graveyard_.clear();
     SendNext();
-    if (draining_ && jobs_.empty() && pending_.empty() && (work_->idle() || !work_->ready())) {
+    // A claim still in flight would come back with jobs to release, and a
+    // settle in flight with jobs to forget: wait for both connections.
+    bool quiet = (work_->idle() || !work_->ready()) && (settle_->idle() || !settle_->ready());
+    if (draining_ && jobs_.empty() && pending_.empty() && quiet) {
         Log(LogLevel::kNotice, "shut down cleanly");
         loop_.Stop();
     }
 }
 
 void Runner::SendNext() {
-    if (!work_->idle()) return;
-    if (pending_.empty()) {
-        if (!draining_) MaybeClaim();
-        return;
-    }
-    if (EventLoop::Now() < settle_paused_until_) return;
-    // Settles come first, but a wanted claim takes every other turn: while
-    // completions stream in, there is always a settle pending, and claims
-    // (the next step of a large claim, say) must not wait for a lull.
-    if (last_sent_settle_ && !draining_ && MaybeClaim()) return;
-    SendSettles();
+    // Each on its own backend: the database settles batch n while it claims
+    // batch n+1, instead of one backend doing both in turn.
+    if (settle_->idle() && !pending_.empty() && EventLoop::Now() >= settle_paused_until_)
+        SendSettles();
+    if (work_->idle() && !draining_) MaybeClaim();
 }
 
 void Runner::SendSettles() {
@@ -303,11 +309,10 @@ void Runner::SendSettles() {
     if (batch.empty()) return;
     Statement st = BuildSettleStatement(batch);
     TimePoint sent = EventLoop::Now();
-    last_sent_settle_ = true;
-    work_->Send(st.sql, st.params,
-                [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
-                    OnSettled(std::move(batch), sent, std::move(outcome));
-                });
+    settle_->Send(st.sql, st.params,
+                  [this, batch = std::move(batch), sent](PgOutcome outcome) mutable {
+                      OnSettled(std::move(batch), sent, std::move(outcome));
+                  });
 }
 
 void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
@@ -440,20 +445,34 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
 void Runner::StopJob(Job &job, const char *why) {
     int64_t id = job.claimed.id;
     std::string queue = job.queue->config->name;
-    if (job.execution) {
-        job.execution.reset();
-        job.queue->running--;
-        metrics_.queue(queue).running--;
-    }
     ++metrics_.queue(queue).lost;
     Log(LogLevel::kWarn, why, {{"job", std::to_string(id)}, {"queue", queue}});
-    jobs_.erase(id);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) Forget(it);  // kills the handler, if still running
+}
+
+void Runner::MarkSettling(Job &job) {
+    if (job.settling) return;  // counted once, however often re-sent
+    job.settling = true;
+    job.queue->unsettled++;
 }
 
 void Runner::EraseJob(int64_t id, int64_t token) {
     auto it = jobs_.find(id);
-    if (it != jobs_.end() && it->second.claimed.token == token) jobs_.erase(it);
+    if (it != jobs_.end() && it->second.claimed.token == token) Forget(it);
 }
+
+void Runner::Forget(std::unordered_map<int64_t, Job>::iterator it) {
+    Job &job = it->second;
+    if (job.execution) {
+        job.queue->running--;
+        metrics_.queue(job.queue->config->name).running--;
+    }
+    if (job.settling) job.queue->unsettled--;
+    jobs_.erase(it);
+}
+
+bool Runner::DatabaseUp() const { return work_->ready() && settle_->ready(); }
 
 Millis Runner::HeartbeatInterval(const Job &job) const {
     if (job.queue->config->heartbeat) return *job.queue->config->heartbeat;
@@ -461,10 +480,18 @@ Millis Runner::HeartbeatInterval(const Job &job) const {
 }
 
 bool Runner::MaybeClaim() {
+    // Jobs claimed now could neither be settled nor have their leases
+    // extended: wait for the settle connection (wants are kept).
+    if (!settle_->ready()) return false;
     TimePoint now = EventLoop::Now();
     std::vector<ClaimRequest> requests;
     for (QueueState &q : queues_) {
-        int capacity = q.config->concurrency - q.running;
+        // Handlers are limited to concurrency. Unsettled jobs are allowed one
+        // concurrency's worth on top, so the next claim goes out while the
+        // last batch is settled; beyond that, claims wait for the settles
+        // instead of piling up finished jobs whose leases run out.
+        int capacity =
+            q.config->concurrency - q.running - std::max(0, q.unsettled - q.config->concurrency);
         if (!q.want_claim || capacity <= 0 || now < q.blocked_until) continue;
         ClaimRequest request{q.config->name, std::min(capacity, q.config->claim_batch),
                              q.config->lease};
@@ -484,7 +511,6 @@ bool Runner::MaybeClaim() {
     work_->Send(st.sql, st.params, [this, requests, now](PgOutcome outcome) mutable {
         OnClaimed(std::move(requests), now, std::move(outcome));
     });
-    last_sent_settle_ = false;
     return true;
 }
 
@@ -562,15 +588,11 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             // An earlier claim of ours lost its lease and the job came back
             // to us: the new claim wins; the old one's settles will be
             // refused by its stale token and must not touch the new entry.
-            if (old->second.execution) {
-                old->second.queue->running--;
-                metrics_.queue(old->second.queue->config->name).running--;
-            }
-            jobs_.erase(old);
+            Forget(old);
         }
         auto it = jobs_.emplace(id, std::move(job)).first;
         if (draining_) {
-            it->second.settling = true;
+            MarkSettling(it->second);
             pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});
             continue;
         }
@@ -583,9 +605,9 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             }
         }
     }
-    // The next claim (or settle) goes out now, so the database works on it
-    // while the handlers just started get going (libcurl connects on its
-    // timer, after this callback).
+    // The next claim goes out now, so the database works on it while the
+    // handlers just started get going (libcurl connects on its timer, after
+    // this callback).
     SendNext();
 }
 
@@ -646,7 +668,7 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
              {"duration", fmt::format("{:.3f}s", seconds)},
              {"error", outcome.error}});
     }
-    job.settling = true;
+    MarkSettling(job);
     if (outcome.kind == OutcomeKind::kComplete) {
         pending_.completes.push_back(
             CompleteItem{id, job.claimed.token, std::move(outcome.result)});

@@ -1,10 +1,18 @@
 // The runner: claims jobs, runs their handlers, settles them.
 //
 // Vocabulary:
-//   work connection    claims and settles, one statement at a time
+//   work connection    claims, one statement at a time
+//   settle connection  settles (complete, fail, release) and heartbeats, one
+//                      batch at a time; a second backend, so the database
+//                      settles one batch while it claims the next
 //   listen connection  LISTEN jobq_wakeup; a notification (payload: queue
 //                      name) is only a hint that a claim may find work
-//   capacity           a queue's concurrency minus its running handlers
+//   unsettled          a job whose handler has ended and whose settle is
+//                      queued or in flight; still held by this runner
+//   capacity           a queue's concurrency minus its running handlers, and
+//                      minus its unsettled jobs beyond one concurrency's
+//                      worth (back-pressure: claims wait for slow settles,
+//                      and stop while the settle connection is down)
 //   lease deadline     local steady-clock time by which the lease must have
 //                      been extended; computed as (statement send time +
 //                      remaining lease reported by the server), so it is
@@ -48,6 +56,7 @@ class Runner {
     struct QueueState {
         const QueueConfig *config;
         int running = 0;
+        int unsettled = 0;
         bool want_claim = true;  // a claim may find work (hint, poll, full batch)
         // A multi-queue claim failed: claim this queue alone next time, so
         // one broken queue (dropped, misnamed) cannot stop the others.
@@ -63,7 +72,7 @@ class Runner {
         bool heartbeat_pending = false;
         TimePoint started;
         std::unique_ptr<Execution> execution;  // null once the handler ended
-        bool settling = false;                 // a settle is queued or in flight
+        bool settling = false;                 // a settle is queued or in flight (unsettled)
     };
 
     void SetUpSignals();
@@ -71,9 +80,8 @@ class Runner {
     void BeginDrain();
     void OnGraceExpired();
     void Tick();
-    // Sends the next statement if the work connection is free: pending
-    // settles first, then a claim, but a wanted claim and pending settles
-    // take turns.
+    // Sends pending settles if the settle connection is free, and a claim
+    // if the work connection is free.
     void SendNext();
     void SendSettles();
     void OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome);
@@ -84,10 +92,17 @@ class Runner {
     void OnHandlerDone(int64_t id, Outcome outcome);
     void Maintain();
     void StopJob(Job &job, const char *why);
+    // The job's settle is queued: it counts as unsettled until forgotten.
+    void MarkSettling(Job &job);
     // Forgets a job only if it is still the claim with this token.
     void EraseJob(int64_t id, int64_t token);
+    // Forgets a job, giving back what it counted against its queue.
+    void Forget(std::unordered_map<int64_t, Job>::iterator it);
     void WantAll();
     HttpReply Route(const std::string &path);
+    // Work and settle connections both up: without the first no job
+    // starts, without the second none finishes (listen only speeds claims).
+    bool DatabaseUp() const;
     Millis HeartbeatInterval(const Job &job) const;
 
     Config config_;
@@ -99,6 +114,7 @@ class Runner {
     // shard.
     std::vector<std::unique_ptr<CurlMulti>> curl_;
     std::unique_ptr<PgConnection> work_;
+    std::unique_ptr<PgConnection> settle_;
     std::unique_ptr<PgConnection> listen_;
     std::unique_ptr<MetricsServer> http_server_;
     Metrics metrics_;
@@ -108,7 +124,6 @@ class Runner {
     SettleBatch pending_;
     UniqueFd signal_fd_;
     TimePoint settle_paused_until_;  // after a transient server-side settle error
-    bool last_sent_settle_ = false;  // the last statement sent was a settle batch
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;

@@ -172,14 +172,14 @@ for my $r (@runners) {
     }
     for my $k (0 .. $#fault_at) {
         my $until = $k < $#fault_at ? $fault_at[ $k + 1 ] : 9e9;
-        for my $conn ('work', 'listen') {
+        for my $conn ('work', 'settle', 'listen') {
             my ($first) = grep { $_->[0] >= $fault_at[$k] && $_->[0] < $until && $_->[1] eq $conn } @events;
             if ($first) { push @reconnect, $first->[0] - $fault_at[$k] if $conn eq 'work' }
             else { $missing++; diag("runner $r->{pid}: no $conn reconnect after fault " . ($k + 1)) }
         }
     }
 }
-is($missing, 0, 'every runner reconnected both connections by itself after every fault');
+is($missing, 0, 'every runner reconnected all three connections by itself after every fault');
 my @raw = grep { length && !/^ts=\S+ level=\w+ msg=/ } map { my @l = split /\n/, runner_log($_); @l[ 1 .. $#l ] } @runners;
 is(scalar(@raw), 0, 'runner logs stay logfmt through every fault') or diag(join("\n", @raw[ 0 .. ($#raw < 5 ? $#raw : 5) ]));
 # Handler start latency: from the runner's "job started" (its fork) to

@@ -72,8 +72,9 @@ ok(wait_until(20, sub { runner_log($runner) =~ /completion not applied when re-s
 
 my $log = runner_log($runner);
 unlike($log, qr/msg="job completed" job=$id /, 'the runner never saw the answer to its first completion');
-like($log, qr/msg="database connection lost" conn=work/, 'the runner noticed the lost connection');
-like($log, qr/msg="reconnected to database" conn=work/, 'and reconnected by itself');
+like($log, qr/msg="database connection lost" conn=settle/, 'the runner noticed the lost settle connection');
+like($log, qr/msg="reconnected to database" conn=settle/, 'and reconnected it by itself');
+unlike($log, qr/msg="database connection lost" conn=(?:work|listen)/, 'the work and listen connections were not touched');
 my ($reconnect) = grep { $_->{what} eq 'accept' && $_->{at} > $cut->{at} } proxy_events();
 my ($resent) = grep { $_->{what} eq 'complete' && $_->{at} > $cut->{at} } proxy_events();
 ok($reconnect && $resent && $resent->{conn} == $reconnect->{conn},
@@ -115,8 +116,8 @@ is(job_row($node, $id, 'state, attempt, extract(epoch FROM finished_at)'), "comp
    'the first job is still as its first completion left it');
 
 my ($accepts) = scalar grep { $_->{what} eq 'accept' } proxy_events();
-diag(sprintf 'figures: cut -> work connection back %.3f s, cut -> completion re-sent %.3f s, '
-     . '%d proxied connections (2 at start, 1 reconnect)',
+diag(sprintf 'figures: cut -> settle connection back %.3f s, cut -> completion re-sent %.3f s, '
+     . '%d proxied connections (3 at start, 1 reconnect)',
      $reconnect->{at} - $cut->{at}, $resent->{at} - $cut->{at}, $accepts);
 is(stop_runner($runner, 'TERM'), 0, 'runner exits 0');
 stop_process($proxy);

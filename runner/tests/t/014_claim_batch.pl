@@ -1,7 +1,7 @@
 # claim_batch caps the jobs one claim takes: a backlog larger than the cap
 # is claimed in steps, one claim after the other, until the queue's
 # concurrency is used or the backlog is gone (while the first steps'
-# completions are being settled on the same connection).
+# completions are being settled on the settle connection).
 use strict;
 use warnings;
 
