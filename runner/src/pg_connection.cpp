@@ -90,6 +90,7 @@ void PgConnection::BeginConnect() {
                               "dbname",
                               nullptr};
     const char *values[] = {"jobq-runner", "UTF8", "30", "10", "3", options_.dsn.c_str(), nullptr};
+    prepared_.clear();  // a new session knows none
     conn_.reset(PQconnectStartParams(keywords, values, 1));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
         Lost(conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory");
@@ -178,12 +179,62 @@ void PgConnection::DrainNotifies() {
 bool PgConnection::Send(const std::string &sql,
                         const std::vector<std::optional<std::string>> &params,
                         OutcomeCallback callback) {
-    if (!idle()) return false;
     std::vector<const char *> values;
     values.reserve(params.size());
     for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
-    if (PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
-                          values.data(), nullptr, nullptr, 0) == 0) {
+    return Dispatch(
+        [&] {
+            return PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
+                                     nullptr, values.data(), nullptr, nullptr, 0);
+        },
+        std::move(callback));
+}
+
+bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
+                                const std::vector<std::optional<std::string>> &params,
+                                OutcomeCallback callback) {
+    if (!idle()) return false;
+    if (prepared_.count(name) == 0) {
+        // Prepare, then send again: the statement itself goes out when the
+        // server has accepted it.
+        return Dispatch(
+            [&] {
+                return PQsendPrepare(conn_.get(), name.c_str(), sql.c_str(),
+                                     static_cast<int>(params.size()), nullptr);
+            },
+            [this, name, sql, params, callback = std::move(callback)](PgOutcome outcome) mutable {
+                if (outcome.failure != PgFailure::kNone) {
+                    callback(std::move(outcome));
+                    return;
+                }
+                prepared_.insert(name);
+                if (!SendPrepared(name, sql, params, callback)) {
+                    PgOutcome lost;
+                    lost.failure = PgFailure::kConnection;
+                    lost.error = "connection lost";
+                    callback(std::move(lost));
+                }
+            });
+    }
+    std::vector<const char *> values;
+    values.reserve(params.size());
+    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    return Dispatch(
+        [&] {
+            return PQsendQueryPrepared(conn_.get(), name.c_str(), static_cast<int>(values.size()),
+                                       values.data(), nullptr, nullptr, 0);
+        },
+        [this, name, callback = std::move(callback)](PgOutcome outcome) {
+            // Gone from the session (DISCARD ALL, DEALLOCATE): prepare it
+            // again next time; this call fails like any SQL error.
+            if (outcome.sqlstate == "26000") prepared_.erase(name);
+            callback(std::move(outcome));
+        });
+}
+
+bool PgConnection::Dispatch(const std::function<int()> &send, OutcomeCallback callback) {
+    if (!idle()) return false;
+    if (send() == 0) {
         std::string error = Trimmed(PQerrorMessage(conn_.get()));
         if (PQstatus(conn_.get()) == CONNECTION_BAD) {
             callback_ = std::move(callback);

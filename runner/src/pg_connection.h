@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,8 +82,16 @@ class PgConnection {
     // Sends one statement with text parameters; requires idle().
     bool Send(const std::string &sql, const std::vector<std::optional<std::string>> &params,
               OutcomeCallback callback);
+    // The same for a statement sent often: prepared under `name` on first
+    // use on each connection (one extra round trip), then only bound and
+    // executed, so the server neither parses nor plans it again.
+    bool SendPrepared(const std::string &name, const std::string &sql,
+                      const std::vector<std::optional<std::string>> &params,
+                      OutcomeCallback callback);
 
   private:
+    // Starts one libpq send (send() returns its result) and awaits the outcome.
+    bool Dispatch(const std::function<int()> &send, OutcomeCallback callback);
     void BeginConnect();
     void ConnectStep();
     void OnSocket(uint32_t events);
@@ -110,6 +119,7 @@ class PgConnection {
     EventLoop::TimerId retry_timer_ = 0;
     EventLoop::TimerId deadline_timer_ = 0;
     OutcomeCallback callback_;
+    std::set<std::string> prepared_;  // statement names prepared on this connection
     PgResult last_result_;
     std::string first_error_;
     std::string first_sqlstate_;

@@ -1,8 +1,9 @@
 # The runner's backends are terminated again and again during a drain
 # (pg_terminate_backend): every kill is a lost connection with a claim or
 # settle possibly in flight. The runner reconnects each time, re-sends
-# settles whose outcome it did not see, and every job completes; nothing is
-# left running, nothing dead.
+# settles whose outcome it did not see, prepares its claim statement again
+# on each new session, and every job completes; nothing is left running,
+# nothing dead.
 use strict;
 use warnings;
 
@@ -17,6 +18,8 @@ my $node = setup_node('kills');
 # A claim lost with its connection leaves its jobs to the lease rescue:
 # keep the lease short so that happens quickly.
 $node->append_conf('postgresql.conf', "jobq.rescue_interval = 200\n");
+# Every statement in the server log, to see the claim's prepared statement.
+$node->append_conf('postgresql.conf', "log_min_duration_statement = 0\n");
 $node->restart;
 create_queue($node, 'k', lease => "'3 seconds'");
 my $dir = PostgreSQL::Test::Utils::tempdir();
@@ -73,4 +76,11 @@ my @raw = grep { !/^ts=\S+ level=\w+ msg=/ } @log[ 1 .. $#log ];
 is(scalar(@raw), 0, 'every log line after the first is logfmt') or diag(join("\n", @raw[ 0 .. ($#raw < 5 ? $#raw : 5) ]));
 like(runner_log($runner), qr/level=warn msg="server message" conn=\w+ severity=FATAL message="terminating connection due to administrator command"/,
      "the server's reason for closing the connection is logged");
+# The claim is a prepared statement: parsed once per work session (so
+# again after each reconnect), executed many times in between.
+my $server_log = slurp_file($node->logfile);
+my $parses = () = $server_log =~ /parse jobq_claim:/g;
+my $executions = () = $server_log =~ /execute jobq_claim:/g;
+cmp_ok($parses, '>=', 2, "the claim is prepared again on a new work connection ($parses times)");
+cmp_ok($executions, '>', $parses, "and executed without parsing it again ($executions executions)");
 done_testing();
