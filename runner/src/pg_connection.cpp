@@ -41,6 +41,15 @@ void OnServerMessage(void *arg, const PGresult *res) noexcept {
         // Out of memory while logging: the message is lost, the runner goes on.
     }
 }
+
+// libpq's view of text parameters: NULL for SQL NULL.
+std::vector<const char *> ParamPointers(const std::vector<std::optional<std::string>> &params) {
+    std::vector<const char *> values;
+    values.reserve(params.size());
+    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    return values;
+}
+
 }  // namespace
 
 PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks)
@@ -179,9 +188,7 @@ void PgConnection::DrainNotifies() {
 bool PgConnection::Send(const std::string &sql,
                         const std::vector<std::optional<std::string>> &params,
                         OutcomeCallback callback) {
-    std::vector<const char *> values;
-    values.reserve(params.size());
-    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    std::vector<const char *> values = ParamPointers(params);
     return Dispatch(
         [&] {
             return PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
@@ -216,9 +223,7 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
                 }
             });
     }
-    std::vector<const char *> values;
-    values.reserve(params.size());
-    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    std::vector<const char *> values = ParamPointers(params);
     return Dispatch(
         [&] {
             return PQsendQueryPrepared(conn_.get(), name.c_str(), static_cast<int>(values.size()),
