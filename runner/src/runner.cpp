@@ -619,7 +619,15 @@ void Runner::StartHandler(Job &job) {
     int64_t id = job.claimed.id;
     if (now + kFenceMargin >= job.lease_deadline) {
         // Never start a handler once the lease may belong to someone else.
-        StopJob(job, "lease expired before the handler could start; not started");
+        // The claim was answered late, so the database's lease (counted from
+        // when the claim ran there) usually still holds: hand the job back
+        // at once instead of leaving it to the rescue. The release names the
+        // claim's token, so it is refused if the job has moved on.
+        ++metrics_.queue(job.queue->config->name).lost;
+        Log(LogLevel::kWarn, "lease expired before the handler could start; not started, released",
+            {{"job", std::to_string(id)}, {"queue", job.queue->config->name}});
+        MarkSettling(job);
+        pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
         return;
     }
     job.started = now;
