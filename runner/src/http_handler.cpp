@@ -62,6 +62,10 @@ class HttpExecution : public Execution {
             if (location && redirects_ < kMaxRedirects && SameOrigin(url_, location)) {
                 ++redirects_;
                 url_ = location;
+                // 303 See Other: the POST was taken; what the location says
+                // to a GET decides the outcome. POSTing again would deliver
+                // the job twice. The other redirects move the endpoint.
+                if (status == 303) see_other_ = true;
                 Cleanup();
                 Begin();
                 return;
@@ -127,9 +131,14 @@ class HttpExecution : public Execution {
         curl_easy_setopt(easy_, CURLOPT_URL, url_.c_str());
         curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
         curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
-        curl_easy_setopt(easy_, CURLOPT_POST, 1L);
-        curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body_.data());
-        curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body_.size()));
+        if (see_other_) {
+            curl_easy_setopt(easy_, CURLOPT_HTTPGET, 1L);
+        } else {
+            curl_easy_setopt(easy_, CURLOPT_POST, 1L);
+            curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body_.data());
+            curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(body_.size()));
+        }
         curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpExecution::Write);
         curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
         curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, errbuf_);
@@ -188,6 +197,7 @@ class HttpExecution : public Execution {
     std::string response_;
     bool truncated_ = false;
     int redirects_ = 0;
+    bool see_other_ = false;  // a 303 was followed: GET from now on
     char errbuf_[CURL_ERROR_SIZE] = {0};
     EventLoop::TimerId error_timer_ = 0;
 };

@@ -13,6 +13,10 @@
 #   /sleep/N            answers 200 after N seconds
 #   /redirect           307 to /ok on the same origin
 #   /redirect-other     307 to http://localhost:<port>/ok (another host)
+#   /see-other          303 to /result (the POST was taken)
+#   GET /result         200 {"result": "ready"}, no signature needed (a GET
+#                       after a 303 carries no body to sign); a POST there
+#                       is 405
 use strict;
 use warnings;
 
@@ -110,7 +114,9 @@ sub handle {
     ledger_line($path, $id || '-', $sig_ok, $attempt);
 
     my ($status, $reply, @extra) = (200, '', ());
-    if (!$sig_ok) {
+    if ($path eq '/result') {
+        ($status, $reply) = $method eq 'GET' ? (200, '{"result": "ready"}') : (405, 'GET only');
+    } elsif (!$sig_ok) {
         ($status, $reply) = (401, 'bad signature');
     } elsif ($method ne 'POST') {
         ($status, $reply) = (405, 'POST only');
@@ -125,6 +131,9 @@ sub handle {
     } elsif ($path eq '/redirect') {
         ($status, $reply) = (307, '');
         push @extra, "Location: http://127.0.0.1:$port/ok";
+    } elsif ($path eq '/see-other') {
+        ($status, $reply) = (303, '');
+        push @extra, "Location: http://127.0.0.1:$port/result";
     } elsif ($path eq '/redirect-other') {
         ($status, $reply) = (307, '');
         push @extra, "Location: http://localhost:$port/ok";

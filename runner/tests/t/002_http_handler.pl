@@ -17,7 +17,7 @@ my $server = start_webhook_server($secret);
 my $base = "http://127.0.0.1:$server->{port}";
 
 my $node = setup_node('http');
-create_queue($node, $_) for qw(ok client server redirect badsig);
+create_queue($node, $_) for qw(ok client server redirect seeother badsig);
 create_queue($node, $_, max_attempts => 1) for qw(slow elsewhere);
 
 $ENV{JOBQ_TEST_SECRET} = $secret;
@@ -45,6 +45,10 @@ timeout = "1s"
 handler = "http"
 url = "$base/redirect"
 secret_env = "JOBQ_TEST_SECRET"
+[queues.seeother]
+handler = "http"
+url = "$base/see-other"
+secret_env = "JOBQ_TEST_SECRET"
 [queues.elsewhere]
 handler = "http"
 url = "$base/redirect-other"
@@ -56,7 +60,7 @@ secret = "not-the-secret"
 EOF
 
 my %id;
-$id{$_} = enqueue($node, $_, qq({"queue": "$_"})) for qw(ok client server slow redirect elsewhere badsig);
+$id{$_} = enqueue($node, $_, qq({"queue": "$_"})) for qw(ok client server slow redirect seeother elsewhere badsig);
 
 ok(wait_until(40, sub {
     $node->safe_psql('postgres', "SELECT count(*) FROM jobq.jobs WHERE state NOT IN ('completed', 'dead')") == 0
@@ -93,6 +97,12 @@ like(job_row($node, $id{slow}, 'errors::text'), qr/timed out after 1s/, 'timeout
 
 is(job_row($node, $id{redirect}), 'completed|1', 'a same-origin redirect is followed');
 is(scalar(grep { $_->[2] eq "job_$id{redirect}" } requests_to('/ok')), 1, 'the redirected POST reached /ok');
+
+# 303 See Other: the POST was taken; the runner GETs the location (no second POST)
+is(job_row($node, $id{seeother}), 'completed|1', 'a 303 completes with the answer to a GET of its location');
+is(job_row($node, $id{seeother}, "result->>'result'"), 'ready', 'the GET answer is the result');
+is(scalar(grep { $_->[2] eq "job_$id{seeother}" } requests_to('/see-other')), 1, 'one POST');
+is(scalar(grep { $_->[2] eq "job_$id{seeother}" } requests_to('/result')), 1, 'one GET of the location, not a re-POST');
 
 is(job_row($node, $id{elsewhere}), 'dead|1', 'a redirect to another host is refused');
 like(job_row($node, $id{elsewhere}, 'errors::text'), qr/redirect to another host refused/, 'refusal recorded');
