@@ -2,9 +2,9 @@
 // transaction, and note the queue for a wake-up at commit. Also the pieces
 // enqueue_many shares (enqueue.h).
 //
-// Unique keys: the partial unique index on (queue,
-// unique_key) holds exactly the unfinished jobs, so INSERT ... ON CONFLICT
-// makes deduplication race-free between producers. Modes:
+// Unique keys: the partial unique index on (queue, unique_key) holds
+// exactly the unfinished jobs, so INSERT ... ON CONFLICT makes
+// deduplication race-free between producers. Modes:
 //   keep      an unfinished job with the key wins; its id is returned
 //   replace   a waiting job with the key takes the new payload, priority,
 //             run_at and max_attempts
@@ -84,7 +84,6 @@ PlanSlot withdraw_job = {"DELETE FROM jobq.job WHERE id = $1", 1, {INT8OID}, nul
 // Attempts before giving up on a key that keeps changing under us (each
 // round loses only to a concurrent commit, so more than a few is unheard of).
 constexpr int kUniqueRounds = 10;
-
 
 // The insert loop of one job: `insert` is one of the INSERT plans above
 // (values/nulls as JOBQ_INSERT_ARGS). With a key, a lost race against a
