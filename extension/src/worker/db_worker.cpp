@@ -483,9 +483,6 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
         st.slot->next_deadline = deadline;
         bool more = st.slot->nwakeups > 0 || st.slot->wake_all;
         LWLockRelease(shared->lock);
-        // WaitLatch counts whole milliseconds: wait the whole ones on the
-        // latch and sleep the sub-millisecond rest, so a job due at run_at
-        // is announced on time rather than up to 1 ms late (W4s).
         // Right after a NOTIFY tick, under a stream of commits, the next
         // commit is a few microseconds away and would find the worker asleep
         // on its latch: SetLatch then signals it (a kill() and a context
@@ -498,6 +495,9 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
             pg_usleep(static_cast<long>(quiet_until - now));
             continue;
         }
+        // WaitLatch counts whole milliseconds: wait the whole ones on the
+        // latch and sleep the sub-millisecond rest, so a job due at run_at
+        // is announced on time rather than up to 1 ms late (W4s).
         int64 remaining_us = more ? 0 : deadline - now;
         long timeout_ms = (long)(remaining_us / 1000);
         if (timeout_ms > 0) {
