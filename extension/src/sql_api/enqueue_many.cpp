@@ -131,6 +131,13 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
         for (int i = 0; i < n; ++i) {
             int64 id;
             if (key_nulls[i]) {
+                // Every keyless payload is inserted (nothing to conflict
+                // with), unless something outside jobq, such as a trigger,
+                // dropped a row.
+                if (next_keyless >= n_keyless)
+                    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                                    errmsg("jobq: enqueue_many inserted fewer jobs than it was "
+                                           "given without a unique key")));
                 id = keyless[next_keyless++];
             } else {
                 KeyedId probe{TextDatumGetCString(key_elems[i]), 0};
