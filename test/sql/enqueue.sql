@@ -115,6 +115,31 @@ RETURNS SETOF bigint LANGUAGE C AS '$libdir/jobq', 'jobq_enqueue_many';
 SELECT pg_temp.enqueue_8('bulk', '{}', NULL, 0, NULL, 'old-8', 'keep', NULL) > 0 AS enqueued;
 SELECT count(*) AS enqueued FROM pg_temp.enqueue_many_5('bulk', ARRAY['{}']::jsonb[], NULL, 0, NULL);
 
+-- A job without a unique key goes into jobq.job without SPI: it still
+-- behaves as a statement. A queue created earlier in the same statement is
+-- seen; the job is visible to the next statement.
+SELECT jobq.enqueue(q, '{"same": "statement"}') > 0 AS enqueued
+FROM (SELECT 'same-stmt' AS q, jobq.create_queue('same-stmt')) s;
+SELECT state, attempt, max_attempts, run_at = created_at AS due_now FROM jobq.jobs
+WHERE queue = 'same-stmt';
+-- Rules added to jobq.job outside jobq (a trigger, another CHECK) are
+-- enforced on that path too.
+CREATE FUNCTION public.tag_payload() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.payload := NEW.payload || '{"tagged": true}'; RETURN NEW; END $$;
+CREATE TRIGGER tag_payload BEFORE INSERT ON jobq.job FOR EACH ROW EXECUTE FUNCTION public.tag_payload();
+SELECT jobq.enqueue('same-stmt', '{"n": 1}') AS tagged \gset
+SELECT payload FROM jobq.jobs WHERE id = :tagged;
+DROP TRIGGER tag_payload ON jobq.job;
+DROP FUNCTION public.tag_payload();
+ALTER TABLE jobq.job ADD CONSTRAINT no_blocked CHECK (NOT payload ? 'blocked');
+SELECT jobq.enqueue('same-stmt', '{"blocked": true}');
+ALTER TABLE jobq.job DROP CONSTRAINT no_blocked;
+SELECT count(*) AS jobs_in_same_stmt FROM jobq.job WHERE queue = 'same-stmt';
+-- a read-only transaction cannot enqueue
+BEGIN READ ONLY;
+SELECT jobq.enqueue('same-stmt', '{}');
+ROLLBACK;
+
 -- bad input: clear errors, nothing inserted
 SELECT count(*) AS before FROM jobq.jobs \gset
 SELECT jobq.enqueue('nope', '{}');

@@ -40,6 +40,10 @@ struct InsertedJob {
     bool inserted;  // false: an unfinished job with the key was returned
 };
 
+// One job without a unique key, inserted without SPI (job_insert.cpp; the
+// caller must not be inside SPI_connect). Raises for an unknown queue.
+InsertedJob InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload);
+
 // One job with a unique key, keep mode: inserts it unless an unfinished job
 // holds the key, whose id is returned then. values/nulls: queue, payload,
 // priority, run_at, max_attempts, unique_key. False when the key kept

@@ -1,0 +1,188 @@
+// The keyless enqueue, straight into jobq.job without SPI.
+//
+// Why: through SPI a one-row enqueue paid for a second executor start-up
+// (the INSERT ... SELECT join with jobq.queue), plan-cache revalidation and
+// SPI's own bookkeeping, together more CPU than the row and its index
+// entries (profile in docs/benchmarks.md). Here the queue row is read by a
+// primary-key index scan, and the job goes in through
+// the executor's index insertion. The row is checked with the C predicate
+// of the table's CHECK constraint; if the table has any rule jobq did not
+// put there (a trigger, another constraint), the insert takes
+// ExecSimpleRelationInsert, the path logical replication applies rows with,
+// which enforces them all.
+//
+// Statement semantics follow SPI's non-read-only execution: the command
+// counter is advanced and a fresh snapshot taken first, so a queue created
+// earlier in the same statement is seen. Locks are kept until the end of
+// the transaction, as a statement keeps them.
+//
+// C-style on purpose: everything here can ereport (see pg/guard.h).
+#include "core/validate.h"
+#include "sql_api/enqueue.h"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+}
+
+namespace {
+
+Oid JobqRelid(const char *name) {
+    Oid relid = get_relname_relid(name, get_namespace_oid("jobq", false));
+    if (!OidIsValid(relid)) elog(ERROR, "jobq: relation jobq.%s does not exist", name);
+    return relid;
+}
+
+AttrNumber ColumnOf(Relation rel, const char *column) {
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < desc->natts; ++i) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0) return att->attnum;
+    }
+    elog(ERROR, "jobq: column %s of %s does not exist", column, RelationGetRelationName(rel));
+}
+
+// The queue's max_attempts; false when there is no such queue.
+bool LookUpQueue(Datum queue_text, int32 *max_attempts) {
+    Relation queue = table_open(JobqRelid("queue"), AccessShareLock);
+    Relation pkey = index_open(RelationGetPrimaryKeyIndex(queue), AccessShareLock);
+    ScanKeyData key;
+    ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+                           pkey->rd_indcollation[0], F_TEXTEQ, queue_text);
+    TupleTableSlot *slot = table_slot_create(queue, nullptr);
+    IndexScanDesc scan = index_beginscan(queue, pkey, GetActiveSnapshot(), 1, 0);
+    index_rescan(scan, &key, 1, nullptr, 0);
+    bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
+    if (found) {
+        bool isnull;
+        *max_attempts = DatumGetInt32(slot_getattr(slot, ColumnOf(queue, "max_attempts"), &isnull));
+    }
+    index_endscan(scan);
+    ExecDropSingleTupleTableSlot(slot);
+    index_close(pkey, NoLock);
+    table_close(queue, NoLock);
+    return found;
+}
+
+// Fills the new row: the columns jobq sets, NULL in any other (a NOT NULL
+// one then fails the insert loudly rather than taking a silent default).
+void FillJobRow(TupleTableSlot *slot, Datum *by_column, const bool *set_column) {
+    TupleDesc desc = slot->tts_tupleDescriptor;
+    ExecClearTuple(slot);
+    for (int i = 0; i < desc->natts; ++i) {
+        slot->tts_values[i] = by_column[i];
+        slot->tts_isnull[i] = !set_column[i];
+    }
+    ExecStoreVirtualTuple(slot);
+}
+
+// True when the table's only rules are NOT NULL columns and job_row_valid:
+// no other CHECK, trigger, generated column or partition bound. Then the
+// row can be checked here with the constraint's own C predicate
+// (IsValidLiveJobRow) instead of by the executor, which parses the
+// constraint's expression again for every statement.
+bool OnlyJobqRules(Relation job, TupleTableSlot *slot, const jobq::LiveJobRow &row) {
+    TupleConstr *constr = RelationGetDescr(job)->constr;
+    if (job->trigdesc != nullptr || job->rd_rel->relispartition || constr == nullptr ||
+        constr->has_generated_stored || constr->num_check != 1 ||
+        strcmp(constr->check[0].ccname, "job_row_valid") != 0)
+        return false;
+    TupleDesc desc = slot->tts_tupleDescriptor;
+    for (int i = 0; i < desc->natts; ++i)
+        if (TupleDescAttr(desc, i)->attnotnull && slot->tts_isnull[i]) return false;
+    return jobq::IsValidLiveJobRow(row);
+}
+
+void InsertRow(Relation job, EState *estate, TupleTableSlot *slot, const jobq::LiveJobRow &row) {
+    ResultRelInfo *result_rel = makeNode(ResultRelInfo);
+    InitResultRelInfo(result_rel, job, 1, nullptr, 0);
+    // As in logical replication's apply: enough for triggers to find it.
+    estate->es_opened_result_relations = lappend(estate->es_opened_result_relations, result_rel);
+    ExecOpenIndices(result_rel, false);
+    if (OnlyJobqRules(job, slot, row)) {
+        simple_table_tuple_insert(job, slot);
+        list_free(ExecInsertIndexTuples(result_rel, slot, estate, false, false, nullptr, NIL));
+    } else {
+        // Anything else (or a row that breaks a rule, to get the
+        // executor's own error): the full path.
+        AfterTriggerBeginQuery();
+        ExecSimpleRelationInsert(result_rel, estate, slot);
+        AfterTriggerEndQuery(estate);
+    }
+    ExecCloseIndices(result_rel);
+}
+
+}  // namespace
+
+namespace jobq::sql {
+
+InsertedJob InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload) {
+    // The executor's own checks for a data-modifying statement.
+    PreventCommandIfReadOnly("INSERT");
+    PreventCommandIfParallelMode("INSERT");
+    CommandCounterIncrement();
+    PushActiveSnapshot(GetTransactionSnapshot());
+
+    int32 queue_max_attempts = 0;
+    if (!LookUpQueue(queue_text, &queue_max_attempts)) RaiseUnknownQueue(args.queue);
+
+    TimestampTz now = GetCurrentTransactionStartTimestamp();
+    TimestampTz run_at = args.run_at_null == 'n' ? now : DatumGetTimestampTz(args.run_at);
+    const char *state = run_at > now ? "scheduled" : "available";
+    int64 id = nextval_internal(JobqRelid("job_id_seq"), false);
+
+    Relation job = table_open(JobqRelid("job"), RowExclusiveLock);
+    int natts = RelationGetDescr(job)->natts;
+    Datum *by_column = static_cast<Datum *>(palloc0(sizeof(Datum) * natts));
+    bool *set_column = static_cast<bool *>(palloc0(sizeof(bool) * natts));
+    auto set = [&](const char *column, Datum value) {
+        AttrNumber attnum = ColumnOf(job, column);
+        by_column[attnum - 1] = value;
+        set_column[attnum - 1] = true;
+    };
+    set("id", Int64GetDatum(id));
+    set("queue", queue_text);
+    set("state", CStringGetTextDatum(state));
+    set("payload", payload);
+    set("priority", Int16GetDatum(args.priority));
+    set("run_at", TimestampTzGetDatum(run_at));
+    set("attempt", Int32GetDatum(0));
+    set("max_attempts",
+        args.max_attempts_null == 'n' ? Int32GetDatum(queue_max_attempts) : args.max_attempts);
+    set("created_at", TimestampTzGetDatum(now));
+
+    EState *estate = CreateExecutorState();
+    RangeTblEntry *rte = makeNode(RangeTblEntry);
+    rte->rtekind = RTE_RELATION;
+    rte->relid = RelationGetRelid(job);
+    rte->relkind = job->rd_rel->relkind;
+    rte->rellockmode = RowExclusiveLock;
+    ExecInitRangeTable(estate, list_make1(rte));
+    estate->es_output_cid = GetCurrentCommandId(true);
+    TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(job), &TTSOpsVirtual);
+    FillJobRow(slot, by_column, set_column);
+    int32 max_attempts = DatumGetInt32(by_column[ColumnOf(job, "max_attempts") - 1]);
+    InsertRow(job, estate, slot, jobq::LiveJobRow{state, 0, max_attempts, false, false});
+    ExecResetTupleTable(estate->es_tupleTable, false);
+    FreeExecutorState(estate);
+    table_close(job, NoLock);
+
+    PopActiveSnapshot();
+    return InsertedJob{id, run_at, true};
+}
+
+}  // namespace jobq::sql
