@@ -149,7 +149,10 @@ void ReadCommonArgs(FunctionCallInfo fcinfo, int run_at_arg, EnqueueArgs *args) 
 
 void RequireQueue(Datum queue_text, const char *queue) {
     Datum values[1] = {queue_text};
-    jobq::pg::ExecPlan(&queue_exists, values, nullptr, true);
+    // Not read-only: a fresh snapshot, like the INSERT's. The INSERT may have
+    // waited for drop_queue's lock and found the queue gone; the caller's
+    // older snapshot would still show it.
+    jobq::pg::ExecPlan(&queue_exists, values, nullptr, false);
     if (SPI_processed == 0) RaiseUnknownQueue(queue);
 }
 

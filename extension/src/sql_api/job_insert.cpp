@@ -12,9 +12,10 @@
 // which enforces them all.
 //
 // Statement semantics follow SPI's non-read-only execution: the command
-// counter is advanced and a fresh snapshot taken first, so a queue created
-// earlier in the same statement is seen. Locks are kept until the end of
-// the transaction, as a statement keeps them.
+// counter is advanced and a fresh snapshot taken after the table lock, so
+// a queue created earlier in the same statement is seen and one dropped
+// while we waited for the lock is not. Locks are kept until the end of the
+// transaction, as a statement keeps them.
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "core/validate.h"
@@ -134,6 +135,10 @@ InsertedJob InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload
     // The executor's own checks for a data-modifying statement.
     PreventCommandIfReadOnly("INSERT");
     PreventCommandIfParallelMode("INSERT");
+    // The table lock before the snapshot, as a statement takes them:
+    // drop_queue holds off enqueues with a lock on jobq.job, and a waiter
+    // must then see the queue gone, not insert into it.
+    Relation job = table_open(JobqRelid("job"), RowExclusiveLock);
     CommandCounterIncrement();
     PushActiveSnapshot(GetTransactionSnapshot());
 
@@ -145,7 +150,6 @@ InsertedJob InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload
     const char *state = run_at > now ? "scheduled" : "available";
     int64 id = nextval_internal(JobqRelid("job_id_seq"), false);
 
-    Relation job = table_open(JobqRelid("job"), RowExclusiveLock);
     int natts = RelationGetDescr(job)->natts;
     Datum *by_column = static_cast<Datum *>(palloc0(sizeof(Datum) * natts));
     bool *set_column = static_cast<bool *>(palloc0(sizeof(bool) * natts));
