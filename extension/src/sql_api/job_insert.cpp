@@ -4,12 +4,14 @@
 // (the INSERT ... SELECT join with jobq.queue), plan-cache revalidation and
 // SPI's own bookkeeping, together more CPU than the row and its index
 // entries (profile in docs/benchmarks.md). Here the queue row is read by a
-// primary-key index scan, and the job goes in through
-// the executor's index insertion. The row is checked with the C predicate
-// of the table's CHECK constraint; if the table has any rule jobq did not
-// put there (a trigger, another constraint), the insert takes
-// ExecSimpleRelationInsert, the path logical replication applies rows with,
-// which enforces them all.
+// primary-key index scan and the job goes in through the executor's index
+// insertion, checked with the C predicate of the table's CHECK constraint.
+// If the table has any rule jobq did not put there (a trigger, another
+// constraint), the insert takes ExecSimpleRelationInsert, the path logical
+// replication applies rows with, which enforces them all.
+//
+// Row-level security never applied to enqueue's insert: the function runs
+// as the extension's owner, a superuser (jobq.control), who bypasses it.
 //
 // Statement semantics follow SPI's non-read-only execution: the command
 // counter is advanced and a fresh snapshot taken after the table lock, so
