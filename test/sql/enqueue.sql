@@ -140,6 +140,21 @@ BEGIN READ ONLY;
 SELECT jobq.enqueue('same-stmt', '{}');
 ROLLBACK;
 
+-- enqueue caches a queue's defaults per backend: a change applies at once
+-- in the changing transaction, is forgotten when that rolls back, and a
+-- direct UPDATE of jobq.queue counts as well.
+SELECT jobq.create_queue('cached', max_attempts => 4);
+SELECT jobq.enqueue('cached', '{}') > 0 AS enqueued;
+BEGIN;
+SELECT jobq.alter_queue('cached', max_attempts => 9);
+SELECT jobq.enqueue('cached', '{"in": "tx"}') AS in_tx \gset
+SELECT max_attempts AS in_tx_max_attempts FROM jobq.job WHERE id = :in_tx;
+ROLLBACK;
+SELECT jobq.enqueue('cached', '{}') > 0 AS enqueued;
+UPDATE jobq.queue SET max_attempts = 6 WHERE name = 'cached';
+SELECT jobq.enqueue('cached', '{}') > 0 AS enqueued;
+SELECT array_agg(max_attempts ORDER BY id) AS max_attempts FROM jobq.job WHERE queue = 'cached';
+
 -- bad input: clear errors, nothing inserted
 SELECT count(*) AS before FROM jobq.jobs \gset
 SELECT jobq.enqueue('nope', '{}');

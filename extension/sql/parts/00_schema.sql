@@ -34,6 +34,14 @@ CREATE TABLE jobq.queue (
     CONSTRAINT queue_handler_timeout_positive CHECK (handler_timeout IS NULL OR handler_timeout > interval '0')
 );
 
+-- enqueue caches each queue's defaults per backend
+-- (extension/src/sql_api/queue_cache.cpp); any change to jobq.queue
+-- invalidates those caches when it commits.
+CREATE FUNCTION jobq._queue_changed() RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'jobq_queue_changed';
+CREATE TRIGGER queue_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jobq.queue
+    FOR EACH STATEMENT EXECUTE FUNCTION jobq._queue_changed();
+
 CREATE SEQUENCE jobq.job_id_seq AS bigint;
 CREATE SEQUENCE jobq.lease_token_seq AS bigint;
 

@@ -3,9 +3,10 @@
 // Why: through SPI a one-row enqueue paid for a second executor start-up
 // (the INSERT ... SELECT join with jobq.queue), plan-cache revalidation and
 // SPI's own bookkeeping, together more CPU than the row and its index
-// entries (profile in docs/benchmarks.md). Here the queue row is read by a
-// primary-key index scan and the job goes in through the executor's index
-// insertion, checked with the C predicate of the table's CHECK constraint.
+// entries (profile in docs/benchmarks.md). Here the queue's defaults come
+// from a per-backend cache (queue_cache.cpp) and the job goes in through
+// the executor's index insertion, checked with the C predicate of the
+// table's CHECK constraint.
 // If the table has any rule jobq did not put there (a trigger, another
 // constraint), the insert takes ExecSimpleRelationInsert, the path logical
 // replication applies rows with, which enforces them all.
@@ -16,70 +17,35 @@
 // Statement semantics follow SPI's non-read-only execution: the command
 // counter is advanced and a fresh snapshot taken after the table lock, so
 // a queue created earlier in the same statement is seen and one dropped
-// while we waited for the lock is not. Locks are kept until the end of the
+// while we waited for the lock is not (the drop's cache invalidation
+// arrives before its lock is released). Locks are kept until the end of the
 // transaction, as a statement keeps them.
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "core/validate.h"
+#include "pg/relation.h"
 #include "sql_api/enqueue.h"
+#include "sql_api/queue_cache.h"
 
 extern "C" {
-#include "access/genam.h"
-#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 }
 
 namespace {
 
-Oid JobqRelid(const char *name) {
-    Oid relid = get_relname_relid(name, get_namespace_oid("jobq", false));
-    if (!OidIsValid(relid)) elog(ERROR, "jobq: relation jobq.%s does not exist", name);
-    return relid;
-}
-
-AttrNumber ColumnOf(Relation rel, const char *column) {
-    TupleDesc desc = RelationGetDescr(rel);
-    for (int i = 0; i < desc->natts; ++i) {
-        Form_pg_attribute att = TupleDescAttr(desc, i);
-        if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0) return att->attnum;
-    }
-    elog(ERROR, "jobq: column %s of %s does not exist", column, RelationGetRelationName(rel));
-}
-
-// The queue's max_attempts; false when there is no such queue.
-bool LookUpQueue(Datum queue_text, int32 *max_attempts) {
-    Relation queue = table_open(JobqRelid("queue"), AccessShareLock);
-    Relation pkey = index_open(RelationGetPrimaryKeyIndex(queue), AccessShareLock);
-    ScanKeyData key;
-    ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-                           pkey->rd_indcollation[0], F_TEXTEQ, queue_text);
-    TupleTableSlot *slot = table_slot_create(queue, nullptr);
-    IndexScanDesc scan = index_beginscan(queue, pkey, GetActiveSnapshot(), 1, 0);
-    index_rescan(scan, &key, 1, nullptr, 0);
-    bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
-    if (found) {
-        bool isnull;
-        *max_attempts = DatumGetInt32(slot_getattr(slot, ColumnOf(queue, "max_attempts"), &isnull));
-    }
-    index_endscan(scan);
-    ExecDropSingleTupleTableSlot(slot);
-    index_close(pkey, NoLock);
-    table_close(queue, NoLock);
-    return found;
-}
+using jobq::pg::ColumnOf;
+using jobq::pg::JobqRelid;
 
 // Fills the new row: the columns jobq sets, NULL in any other (a NOT NULL
 // one then fails the insert loudly rather than taking a silent default).
@@ -145,7 +111,8 @@ InsertedJob InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload
     PushActiveSnapshot(GetTransactionSnapshot());
 
     int32 queue_max_attempts = 0;
-    if (!LookUpQueue(queue_text, &queue_max_attempts)) RaiseUnknownQueue(args.queue);
+    if (!LookUpQueueDefaults(queue_text, args.queue, &queue_max_attempts))
+        RaiseUnknownQueue(args.queue);
 
     TimestampTz now = GetCurrentTransactionStartTimestamp();
     TimestampTz run_at = args.run_at_null == 'n' ? now : DatumGetTimestampTz(args.run_at);
