@@ -159,6 +159,7 @@ g++ -O2 -std=c++17 -o "$TOOLS/slow_httpd" "$BENCH/tools/slow_httpd.cpp" 2>"$WORK
 # the end of its dynamic linking (the handler's own cost, not the queue's).
 g++ -O2 -std=c++17 -static -o "$TOOLS/stamp" "$BENCH/tools/stamp.cpp" 2>>"$WORK/gxx.log" ||
     g++ -O2 -std=c++17 -o "$TOOLS/stamp" "$BENCH/tools/stamp.cpp" 2>>"$WORK/gxx.log" || log "stamp did not compile: W4 n/a"
+g++ -O2 -std=c++17 -o "$TOOLS/spawn_floor" "$BENCH/tools/spawn_floor.cpp" 2>>"$WORK/gxx.log" || log "spawn_floor did not compile: no W4 floor"
 g++ -O2 -std=c++17 -I"$PG_INC" -o "$TOOLS/producer" "$BENCH/tools/producer.cpp" -lpq 2>>"$WORK/gxx.log" ||
     log "producer did not compile (libpq-dev?): W4 n/a"
 
@@ -723,6 +724,14 @@ elif [[ -z $RUNNER || ! -x $TOOLS/stamp || ! -x $TOOLS/producer ]]; then
     result W4s "n/a (runner or helpers missing)" "" "" "p99 <= 5 ms"
 else
     log "W4 latency: $W4_RATE jobs/s for ${W4_SECS}s; W4s: $W4S_JOBS jobs due over ${W4S_SPREAD}s"
+    # The machine's floor: spawn -> stamp start with no queue in between.
+    W4_FLOOR="n/a"
+    if [[ -x $TOOLS/spawn_floor ]]; then
+        "$TOOLS/spawn_floor" "$TOOLS/stamp" "$WORK/floor_stamps.txt" 200 >"$WORK/floor_ms.txt" 2>/dev/null
+        read -r f50 f95 f99 fmax fn <<<"$(percentiles "$WORK/floor_ms.txt")"
+        ((fn > 0)) && W4_FLOOR="p50 $f50 / p99 $f99 ms"
+        extra w4_exec_floor_ms "{\"p50\": ${f50/n\/a/null}, \"p99\": ${f99/n\/a/null}, \"n\": $fn}"
+    fi
     STAMPS=$WORK/stamps.txt
     : >"$STAMPS"
     chmod 666 "$STAMPS"
@@ -755,7 +764,7 @@ concurrency = 100"
         read -r c50 c95 c99 cmax cn <<<"$(percentiles "$WORK/w4_claim_ms.txt")"
         if ((n > 0)); then
             result W4 "p50 $p50 / p95 $p95 / p99 $p99 / max $pmax ms" "" "" "p50 <= 1, p99 <= 3 ms" \
-                "$n of $n4 jobs; commit ack -> exec handler start. Breakdown: commit ack -> NOTIFY received by a listener p50 $w50 / p95 $w95 / p99 $w99 / max $wmax ms ($wn notifications); commit ack -> claim transaction start (attempted_at) p50 $c50 / p95 $c95 / p99 $c99 / max $cmax ms"
+                "$n of $n4 jobs; commit ack -> exec handler start. Breakdown: commit ack -> NOTIFY received by a listener p50 $w50 / p95 $w95 / p99 $w99 / max $wmax ms ($wn notifications); commit ack -> claim transaction start (attempted_at) p50 $c50 / p95 $c95 / p99 $c99 / max $cmax ms; exec floor of this machine (posix_spawn -> stamp start, no queue, 200 starts) $W4_FLOOR"
         else
             result W4 "n/a (no handler start recorded)" "" "" "p50 <= 1, p99 <= 3 ms"
         fi
