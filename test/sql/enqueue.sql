@@ -122,8 +122,8 @@ SELECT jobq.enqueue(q, '{"same": "statement"}') > 0 AS enqueued
 FROM (SELECT 'same-stmt' AS q, jobq.create_queue('same-stmt')) s;
 SELECT state, attempt, max_attempts, run_at = created_at AS due_now FROM jobq.jobs
 WHERE queue = 'same-stmt';
--- Rules added to jobq.job outside jobq (a trigger, another CHECK) are
--- enforced on that path too.
+-- Rules added to jobq.job outside jobq (triggers, another CHECK) send the
+-- keyless enqueue through a planned INSERT, which applies them all.
 CREATE FUNCTION public.tag_payload() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.payload := NEW.payload || '{"tagged": true}'; RETURN NEW; END $$;
 CREATE TRIGGER tag_payload BEFORE INSERT ON jobq.job FOR EACH ROW EXECUTE FUNCTION public.tag_payload();
@@ -131,6 +131,21 @@ SELECT jobq.enqueue('same-stmt', '{"n": 1}') AS tagged \gset
 SELECT payload FROM jobq.jobs WHERE id = :tagged;
 DROP TRIGGER tag_payload ON jobq.job;
 DROP FUNCTION public.tag_payload();
+-- a statement trigger with a transition table sees the job
+CREATE FUNCTION public.count_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE NOTICE 'inserted % job(s)', (SELECT count(*) FROM new_jobs); RETURN NULL; END $$;
+CREATE TRIGGER count_new AFTER INSERT ON jobq.job REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_new();
+SELECT jobq.enqueue('same-stmt', '{"n": 2}') > 0 AS enqueued;
+DROP TRIGGER count_new ON jobq.job;
+DROP FUNCTION public.count_new();
+-- a row a trigger suppresses is an error, never the id of nothing
+CREATE FUNCTION public.drop_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RETURN NULL; END $$;
+CREATE TRIGGER drop_row BEFORE INSERT ON jobq.job FOR EACH ROW EXECUTE FUNCTION public.drop_row();
+SELECT jobq.enqueue('same-stmt', '{"n": 3}');
+DROP TRIGGER drop_row ON jobq.job;
+DROP FUNCTION public.drop_row();
 ALTER TABLE jobq.job ADD CONSTRAINT no_blocked CHECK (NOT payload ? 'blocked');
 SELECT jobq.enqueue('same-stmt', '{"blocked": true}');
 ALTER TABLE jobq.job DROP CONSTRAINT no_blocked;

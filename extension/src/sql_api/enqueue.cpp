@@ -50,6 +50,12 @@ using jobq::pg::PlanSlot;
 
 #define JOBQ_INSERT_ARGS 6, {TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
 
+// Keyless jobs normally take InsertPlain (job_insert.cpp); this planned
+// INSERT is for a jobq.job that carries rules of its user's (triggers,
+// rules, constraints), which only the executor applies. Without a key
+// nothing can conflict, so no ON CONFLICT (and none of its speculative
+// insertion's cost).
+PlanSlot insert_plain = {JOBQ_INSERT_SELECT "RETURNING id, run_at", JOBQ_INSERT_ARGS, nullptr};
 PlanSlot insert_keep = {JOBQ_INSERT_JOB "DO NOTHING RETURNING id, run_at", JOBQ_INSERT_ARGS,
                         nullptr};
 PlanSlot insert_replace = {
@@ -81,22 +87,21 @@ PlanSlot withdraw_job = {"DELETE FROM jobq.job WHERE id = $1", 1, {INT8OID}, nul
 // round loses only to a concurrent commit, so more than a few is unheard of).
 constexpr int kUniqueRounds = 10;
 
-// The insert loop of one job with a unique key: `insert` is one of the
-// INSERT plans above (values/nulls as JOBQ_INSERT_ARGS). A lost race
-// against a concurrent commit is retried: keep then finds the job that
-// holds the key, replace and debounce take the key off a running job.
-// (Jobs without a key take InsertPlain, job_insert.cpp.)
-bool InsertOne(PlanSlot *insert, jobq::UniqueMode mode, const char *queue, Datum *values,
-               const char *nulls, jobq::sql::InsertedJob *out) {
+// The insert loop of one job: `insert` is one of the INSERT plans above
+// (values/nulls as JOBQ_INSERT_ARGS). With a key, a lost race against a
+// concurrent commit is retried: keep then finds the job that holds the
+// key, replace and debounce take the key off a running job.
+bool InsertOne(PlanSlot *insert, jobq::UniqueMode mode, bool has_key, const char *queue,
+               Datum *values, const char *nulls, jobq::sql::InsertedJob *out) {
     for (int round = 0; round < kUniqueRounds; ++round) {
         jobq::pg::ExecPlan(insert, values, nulls, false);
         bool found = SPI_processed == 1;
         out->inserted = found;
-        if (!found && mode == jobq::UniqueMode::kKeep) {
+        if (!found && has_key && mode == jobq::UniqueMode::kKeep) {
             Datum key_values[2] = {values[0], values[5]};
             jobq::pg::ExecPlan(&find_by_key, key_values, nullptr, false);
             found = SPI_processed == 1;
-        } else if (!found) {
+        } else if (!found && has_key) {
             Datum key_values[2] = {values[0], values[5]};
             jobq::pg::ExecPlan(&detach_key, key_values, nullptr, false);
         }
@@ -106,8 +111,10 @@ bool InsertOne(PlanSlot *insert, jobq::UniqueMode mode, const char *queue, Datum
             out->run_at = DatumGetTimestampTz(jobq::pg::ResultValue(0, 2, &isnull));
             return true;
         }
-        // No row and no job with the key: the queue may be missing.
+        // No row (and no job with the key): the queue may be missing.
         jobq::sql::RequireQueue(values[0], queue);
+        // Without a key nothing conflicts: a trigger or rule ate the row.
+        if (!has_key) return false;
     }
     return false;
 }
@@ -157,7 +164,7 @@ void RequireQueue(Datum queue_text, const char *queue) {
 }
 
 bool InsertKeep(const char *queue, Datum *values, const char *nulls, InsertedJob *out) {
-    return InsertOne(&insert_keep, jobq::UniqueMode::kKeep, queue, values, nulls, out);
+    return InsertOne(&insert_keep, jobq::UniqueMode::kKeep, true, queue, values, nulls, out);
 }
 
 }  // namespace jobq::sql
@@ -216,22 +223,23 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     }
 
     Datum queue_text = CStringGetTextDatum(args.queue);
-    if (!has_key) {
-        jobq::sql::InsertedJob job = jobq::sql::InsertPlain(args, queue_text, payload);
+    jobq::sql::InsertedJob job{};
+    if (!has_key && jobq::sql::InsertPlain(args, queue_text, payload, &job)) {
         jobq_note_wakeup(args.queue, job.run_at);
         PG_RETURN_INT64(job.id);
     }
 
-    PlanSlot *insert = mode == jobq::UniqueMode::kReplace    ? &insert_replace
+    PlanSlot *insert = !has_key                               ? &insert_plain
+                       : mode == jobq::UniqueMode::kReplace    ? &insert_replace
                        : mode == jobq::UniqueMode::kDebounce ? &insert_debounce
                                                              : &insert_keep;
-    Datum values[6] = {queue_text,         payload,           Int16GetDatum(args.priority),
-                       args.run_at,        args.max_attempts, PG_GETARG_DATUM(5)};
-    char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, ' ', '\0'};
+    Datum values[6] = {queue_text,  payload,           Int16GetDatum(args.priority),
+                       args.run_at, args.max_attempts, has_key ? PG_GETARG_DATUM(5) : 0};
+    char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, has_key ? ' ' : 'n',
+                     '\0'};
 
-    jobq::sql::InsertedJob job{};
     SPI_connect();
-    bool found = InsertOne(insert, mode, args.queue, values, nulls, &job);
+    bool found = InsertOne(insert, mode, has_key, args.queue, values, nulls, &job);
     int64 id = job.id;
     bool withdrawn = false;
     if (found && job.inserted && has_window) {
@@ -247,6 +255,10 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
         }
     }
     SPI_finish();
+    if (!found && !has_key)
+        ereport(ERROR, (errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+                        errmsg("enqueue into queue \"%s\" inserted no job", args.queue),
+                        errdetail("A trigger or rule on jobq.job suppressed the row.")));
     if (!found)
         ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                         errmsg("could not enqueue into queue \"%s\" with unique key: too many "

@@ -42,7 +42,10 @@ struct InsertedJob {
 
 // One job without a unique key, inserted without SPI (job_insert.cpp; the
 // caller must not be inside SPI_connect). Raises for an unknown queue.
-InsertedJob InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload);
+// False, having inserted nothing, when jobq.job carries rules jobq did not
+// put there (a trigger, another constraint...): the caller then runs a
+// planned INSERT, which applies them.
+bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out);
 
 // One job with a unique key, keep mode: inserts it unless an unfinished job
 // holds the key, whose id is returned then. values/nulls: queue, payload,
