@@ -4,13 +4,19 @@
 //
 // Invalidation: a statement trigger on jobq.queue (jobq._queue_changed)
 // queues a relcache invalidation of jobq.queue for any change to it.
-// Postgres broadcasts it at commit, and LookUpQueueDefaults accepts pending
-// invalidations first, so a change committed before the lookup is always
-// seen, as a fresh statement snapshot would see it. In the changing
-// transaction the command-counter increment before each enqueue applies
-// it, and an abort replays it, so nothing read from an uncommitted change
-// outlives it. Relcache resets (DROP EXTENSION among them) empty the cache
-// too. Missing queues are never cached: a new queue is found by the scan.
+// Postgres sends it when the change commits (after the change becomes
+// visible, before its locks are released), and a lookup accepts pending
+// invalidations before it trusts the cache. A miss reads the row with the
+// latest snapshot, taken after accepting: any change that snapshot cannot
+// see commits later, so its invalidation is still to come and will evict
+// what was read. Hence a lookup always sees every change whose commit it
+// could have seen, whatever the caller's isolation level (a REPEATABLE READ
+// transaction gets the queue's current defaults, not those of its
+// snapshot). In the changing transaction the command-counter increment
+// before each enqueue applies the change at once, and an abort replays the
+// invalidation, so nothing read from an uncommitted change outlives it.
+// Relcache resets (DROP EXTENSION among them) empty the cache too. Missing
+// queues are never cached: a new queue is found by the read.
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "sql_api/queue_cache.h"
@@ -56,15 +62,18 @@ void OnRelcacheInvalidation(Datum, Oid relid) {
     if (relid == InvalidOid || relid == cached_relid) Forget();
 }
 
-// Reads the queue's row under the active snapshot; false when it is missing.
+// Reads the queue's row with the latest snapshot, taken after the locks
+// and after accepting invalidations; false when it is missing.
 bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
     Relation queue = table_open(queue_relid, AccessShareLock);
     Relation pkey = index_open(RelationGetPrimaryKeyIndex(queue), AccessShareLock);
+    AcceptInvalidationMessages();
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     ScanKeyData key;
     ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
                            pkey->rd_indcollation[0], F_TEXTEQ, queue_text);
     TupleTableSlot *slot = table_slot_create(queue, nullptr);
-    IndexScanDesc scan = index_beginscan(queue, pkey, GetActiveSnapshot(), 1, 0);
+    IndexScanDesc scan = index_beginscan(queue, pkey, snapshot, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
     bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
     if (found) {
@@ -73,6 +82,7 @@ bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
         *max_attempts = DatumGetInt32(slot_getattr(slot, column, &isnull));
     }
     index_endscan(scan);
+    UnregisterSnapshot(snapshot);
     ExecDropSingleTupleTableSlot(slot);
     index_close(pkey, NoLock);
     table_close(queue, NoLock);
@@ -99,7 +109,7 @@ bool LookUpQueueDefaults(Datum queue_text, const char *queue, int32 *max_attempt
             return true;
         }
     }
-    // Opening jobq.queue may accept invalidations and empty the cache.
+    // Reading may accept invalidations and empty the cache: add after it.
     if (!ReadQueue(queue_relid, queue_text, max_attempts)) return false;
     if (!cacheable) return true;
     if (cache == nullptr) {

@@ -10,8 +10,8 @@ extern "C" {
 namespace jobq::sql {
 
 // The queue's max_attempts; false when there is no such queue (which is
-// never cached). The caller holds its lock on jobq.job and has pushed the
-// statement's snapshot: a miss reads jobq.queue under that snapshot.
+// never cached). Reflects every change committed before the call (see
+// queue_cache.cpp), and the caller's own uncommitted ones.
 bool LookUpQueueDefaults(Datum queue_text, const char *queue, int32 *max_attempts);
 
 }  // namespace jobq::sql
