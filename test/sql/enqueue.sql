@@ -17,6 +17,14 @@ FROM jobq.jobs WHERE id = :later_id;
 SELECT array_agg(id ORDER BY id) = array_agg(id) AS ordered, count(*) AS n
 FROM jobq.enqueue_many('mail', ARRAY['{"i": 1}', '{"i": 2}', '{"i": 3}']::jsonb[]) AS id;
 SELECT count(*) AS empty_batch FROM jobq.enqueue_many('mail', ARRAY[]::jsonb[]);
+-- more payloads than one multi-row insert takes (1,000): all in, in order
+SELECT jobq.create_queue('bulk-big');
+CREATE TEMP TABLE big_ids AS
+SELECT e.id, e.n FROM jobq.enqueue_many('bulk-big', (SELECT array_agg(jsonb_build_object('i', g) ORDER BY g)
+                                                     FROM generate_series(1, 2500) g)) WITH ORDINALITY AS e(id, n);
+SELECT count(*) AS n, bool_and(j.payload = jsonb_build_object('i', e.n)) AS payloads_match,
+       array_agg(e.id ORDER BY e.n) = array_agg(e.id ORDER BY e.id) AS ids_ordered
+FROM big_ids e JOIN jobq.job j ON j.id = e.id;
 SELECT array_agg(payload ->> 'i' ORDER BY id) AS payloads FROM jobq.jobs
 WHERE queue = 'mail' AND payload ? 'i';
 
@@ -129,6 +137,8 @@ BEGIN NEW.payload := NEW.payload || '{"tagged": true}'; RETURN NEW; END $$;
 CREATE TRIGGER tag_payload BEFORE INSERT ON jobq.job FOR EACH ROW EXECUTE FUNCTION public.tag_payload();
 SELECT jobq.enqueue('same-stmt', '{"n": 1}') AS tagged \gset
 SELECT payload FROM jobq.jobs WHERE id = :tagged;
+SELECT id AS tagged_many FROM jobq.enqueue_many('same-stmt', ARRAY['{"n": "many"}'::jsonb]) AS id \gset
+SELECT payload FROM jobq.jobs WHERE id = :tagged_many;
 DROP TRIGGER tag_payload ON jobq.job;
 DROP FUNCTION public.tag_payload();
 -- a statement trigger with a transition table sees the job

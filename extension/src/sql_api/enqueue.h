@@ -46,6 +46,10 @@ struct InsertedJob {
 // put there (a trigger, another constraint...): the caller then runs a
 // planned INSERT, which applies them.
 bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out);
+// The same for n payloads (enqueue_many without keys): ids[] in payload
+// order; *run_at the jobs' run_at.
+bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
+                     int64 *ids, TimestampTz *run_at);
 
 // One job with a unique key, keep mode: inserts it unless an unfinished job
 // holds the key, whose id is returned then. values/nulls: queue, payload,

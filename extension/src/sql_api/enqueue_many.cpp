@@ -1,6 +1,11 @@
 // enqueue_many: a batch of jobs into one queue in one statement, ids in
 // payload order.
 //
+// Without unique_keys the batch goes in without SPI, through
+// heap_multi_insert (InsertPlainMany, job_insert.cpp), unless jobq.job
+// carries rules of its user's; then, as with keys, it is one planned
+// INSERT.
+//
 // With unique_keys (keep mode only), the batch is still one INSERT ... ON
 // CONFLICT DO NOTHING: a payload whose key an unfinished job holds, or an
 // earlier payload of the same batch, gets that job's id instead of a new
@@ -96,6 +101,19 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
 
     jobq::pg::BeginMaterializedResult(fcinfo);
     Datum queue = CStringGetTextDatum(args.queue);
+    if (!keyed) {
+        int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * (n + 1)));
+        TimestampTz run_at;
+        if (jobq::sql::InsertPlainMany(args, queue, elems, n, ids, &run_at)) {
+            for (int i = 0; i < n; ++i) {
+                Datum id = Int64GetDatum(ids[i]);
+                bool isnull = false;
+                jobq::pg::PutResultRow(fcinfo, &id, &isnull);
+            }
+            if (n > 0) jobq_note_wakeup(args.queue, run_at);
+            return static_cast<Datum>(0);
+        }
+    }
     Datum values[6] = {queue,       PointerGetDatum(payloads), Int16GetDatum(args.priority),
                        args.run_at, args.max_attempts,         PointerGetDatum(keys)};
     char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, ' ', '\0'};

@@ -1,12 +1,13 @@
-// The keyless enqueue, straight into jobq.job without SPI.
+// The keyless enqueue and enqueue_many, straight into jobq.job without SPI.
 //
 // Why: through SPI a one-row enqueue paid for a second executor start-up
 // (the INSERT ... SELECT join with jobq.queue), plan-cache revalidation and
 // SPI's own bookkeeping, together more CPU than the row and its index
 // entries (profile in docs/benchmarks.md). Here the queue's defaults come
-// from a per-backend cache (queue_cache.cpp) and the job goes in through
-// the executor's index insertion, checked with the C predicate of the
-// table's CHECK constraint.
+// from a per-backend cache (queue_cache.cpp) and the jobs go in through
+// the table AM (heap_multi_insert for batches: one WAL record per page,
+// not per row) and the executor's index insertion, checked with the C
+// predicate of the table's CHECK constraint.
 //
 // Only for the table exactly as jobq creates it: if jobq.job carries
 // anything else (a trigger, a rule, another constraint or NOT NULL column,
@@ -64,7 +65,16 @@ bool NotNullColumnsSet(Relation job, const bool *set_column) {
     return true;
 }
 
-void InsertRow(Relation job, Datum *by_column, const bool *set_column) {
+// Rows per table_multi_insert: bounds the slots held at once (COPY
+// buffers 1,000 rows too).
+constexpr int kBatchRows = 1000;
+
+// Inserts n rows made of the template (by_column, set_column) with each
+// its id from `sequence` (into ids[]) and its payload, then their index
+// entries.
+void InsertRows(Relation job, const Datum *by_column, const bool *set_column, int id_index,
+                int payload_index, Oid sequence, const Datum *payloads, int n, int64 *ids) {
+    TupleDesc desc = RelationGetDescr(job);
     EState *estate = CreateExecutorState();
     RangeTblEntry *rte = makeNode(RangeTblEntry);
     rte->rtekind = RTE_RELATION;
@@ -72,22 +82,42 @@ void InsertRow(Relation job, Datum *by_column, const bool *set_column) {
     rte->relkind = job->rd_rel->relkind;
     rte->rellockmode = RowExclusiveLock;
     ExecInitRangeTable(estate, list_make1(rte));
-    estate->es_output_cid = GetCurrentCommandId(true);
-
-    TupleDesc desc = RelationGetDescr(job);
-    TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
-    ExecClearTuple(slot);
-    for (int i = 0; i < desc->natts; ++i) {
-        slot->tts_values[i] = by_column[i];
-        slot->tts_isnull[i] = !set_column[i];
-    }
-    ExecStoreVirtualTuple(slot);
-
+    CommandId cid = GetCurrentCommandId(true);
+    estate->es_output_cid = cid;
     ResultRelInfo *result_rel = makeNode(ResultRelInfo);
     InitResultRelInfo(result_rel, job, 1, nullptr, 0);
     ExecOpenIndices(result_rel, false);
-    simple_table_tuple_insert(job, slot);
-    list_free(ExecInsertIndexTuples(result_rel, slot, estate, false, false, nullptr, NIL));
+
+    int nslots = n < kBatchRows ? n : kBatchRows;
+    TupleTableSlot **slots =
+        static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * (nslots + 1)));
+    for (int i = 0; i < nslots; ++i) slots[i] = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+    for (int start = 0; start < n; start += kBatchRows) {
+        int rows = n - start < kBatchRows ? n - start : kBatchRows;
+        for (int i = 0; i < rows; ++i) {
+            ids[start + i] = nextval_internal(sequence, false);
+            TupleTableSlot *slot = slots[i];
+            ExecClearTuple(slot);
+            for (int c = 0; c < desc->natts; ++c) {
+                slot->tts_values[c] = by_column[c];
+                slot->tts_isnull[c] = !set_column[c];
+            }
+            slot->tts_values[id_index] = Int64GetDatum(ids[start + i]);
+            slot->tts_values[payload_index] = payloads[start + i];
+            ExecStoreVirtualTuple(slot);
+        }
+        // Many rows: heap_multi_insert, one WAL record per heap page.
+        if (rows == 1)
+            simple_table_tuple_insert(job, slots[0]);
+        else
+            table_multi_insert(job, slots, rows, cid, 0, nullptr);
+        for (int i = 0; i < rows; ++i) {
+            list_free(ExecInsertIndexTuples(result_rel, slots[i], estate, false, false, nullptr, NIL));
+            ResetPerTupleExprContext(estate);
+            ExecClearTuple(slots[i]);
+        }
+    }
+
     ExecCloseIndices(result_rel);
     ExecResetTupleTable(estate->es_tupleTable, false);
     FreeExecutorState(estate);
@@ -97,7 +127,8 @@ void InsertRow(Relation job, Datum *by_column, const bool *set_column) {
 
 namespace jobq::sql {
 
-bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out) {
+bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
+                     int64 *ids, TimestampTz *run_at_out) {
     // The executor's own checks for a data-modifying statement.
     PreventCommandIfReadOnly("INSERT");
     PreventCommandIfParallelMode("INSERT");
@@ -122,39 +153,49 @@ bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, Inser
     int32 max_attempts = args.max_attempts_null == 'n' ? queue_max_attempts
                                                         : DatumGetInt32(args.max_attempts);
 
-    // The new row: the columns jobq sets; any other is NULL.
-    int natts = RelationGetDescr(job)->natts;
-    Datum *by_column = static_cast<Datum *>(palloc0(sizeof(Datum) * natts));
-    bool *set_column = static_cast<bool *>(palloc0(sizeof(bool) * natts));
+    // The columns jobq sets, the same in every row but id and payload; any
+    // other column is NULL.
+    TupleDesc desc = RelationGetDescr(job);
+    Datum *by_column = static_cast<Datum *>(palloc0(sizeof(Datum) * desc->natts));
+    bool *set_column = static_cast<bool *>(palloc0(sizeof(bool) * desc->natts));
     auto set = [&](const char *column, Datum value) {
         AttrNumber attnum = ColumnOf(job, column);
         by_column[attnum - 1] = value;
         set_column[attnum - 1] = true;
+        return attnum - 1;
     };
-    set("id", 0);  // from the sequence below, once the row is known to fit
+    int id_index = set("id", 0);
+    int payload_index = set("payload", 0);
     set("queue", queue_text);
     set("state", CStringGetTextDatum(state));
-    set("payload", payload);
     set("priority", Int16GetDatum(args.priority));
     set("run_at", TimestampTzGetDatum(run_at));
     set("attempt", Int32GetDatum(0));
     set("max_attempts", Int32GetDatum(max_attempts));
     set("created_at", TimestampTzGetDatum(now));
     // The table's rules, checked here: the executor would parse the CHECK
-    // constraint's expression again for every statement. A row that breaks
-    // one goes to the planned INSERT, for the executor's own error.
+    // constraint's expression again for every statement. Rows that break
+    // one go to the planned INSERT, for the executor's own error.
     if (!NotNullColumnsSet(job, set_column) ||
         !jobq::IsValidLiveJobRow(jobq::LiveJobRow{state, 0, max_attempts, false, false})) {
         PopActiveSnapshot();
         table_close(job, NoLock);
         return false;
     }
-    int64 id = nextval_internal(JobqRelid("job_id_seq"), false);
-    set("id", Int64GetDatum(id));
-    InsertRow(job, by_column, set_column);
-    table_close(job, NoLock);
 
+    Oid sequence = JobqRelid("job_id_seq");
+    if (n > 0)
+        InsertRows(job, by_column, set_column, id_index, payload_index, sequence, payloads, n, ids);
+    table_close(job, NoLock);
     PopActiveSnapshot();
+    *run_at_out = run_at;
+    return true;
+}
+
+bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out) {
+    TimestampTz run_at;
+    int64 id;
+    if (!InsertPlainMany(args, queue_text, &payload, 1, &id, &run_at)) return false;
     *out = InsertedJob{id, run_at, true};
     return true;
 }
