@@ -156,6 +156,11 @@ CREATE TRIGGER drop_row BEFORE INSERT ON jobq.job FOR EACH ROW EXECUTE FUNCTION 
 SELECT jobq.enqueue('same-stmt', '{"n": 3}');
 DROP TRIGGER drop_row ON jobq.job;
 DROP FUNCTION public.drop_row();
+-- a default added to a column jobq leaves NULL is applied
+ALTER TABLE jobq.job ALTER progress SET DEFAULT '{"step": 0}';
+SELECT jobq.enqueue('same-stmt', '{"n": 4}') AS defaulted \gset
+SELECT progress FROM jobq.job WHERE id = :defaulted;
+ALTER TABLE jobq.job ALTER progress DROP DEFAULT;
 ALTER TABLE jobq.job ADD CONSTRAINT no_blocked CHECK (NOT payload ? 'blocked');
 SELECT jobq.enqueue('same-stmt', '{"blocked": true}');
 ALTER TABLE jobq.job DROP CONSTRAINT no_blocked;

@@ -57,11 +57,15 @@ bool TableIsJobqs(Relation job) {
            strcmp(constr->check[0].ccname, "job_row_valid") == 0;
 }
 
-// True when every NOT NULL column is among those jobq sets.
-bool NotNullColumnsSet(Relation job, const bool *set_column) {
+// True when every NOT NULL column, and every column with a default, is
+// among those jobq sets (a default someone added elsewhere is the planned
+// INSERT's to apply).
+bool RowCoversTable(Relation job, const bool *set_column) {
     TupleDesc desc = RelationGetDescr(job);
     for (int i = 0; i < desc->natts; ++i)
         if (TupleDescAttr(desc, i)->attnotnull && !set_column[i]) return false;
+    for (int i = 0; i < desc->constr->num_defval; ++i)
+        if (!set_column[desc->constr->defval[i].adnum - 1]) return false;
     return true;
 }
 
@@ -176,7 +180,7 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
     // The table's rules, checked here: the executor would parse the CHECK
     // constraint's expression again for every statement. Rows that break
     // one go to the planned INSERT, for the executor's own error.
-    if (!NotNullColumnsSet(job, set_column) ||
+    if (!RowCoversTable(job, set_column) ||
         !jobq::IsValidLiveJobRow(jobq::LiveJobRow{state, 0, max_attempts, false, false})) {
         PopActiveSnapshot();
         table_close(job, NoLock);
