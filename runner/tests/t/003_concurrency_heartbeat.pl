@@ -18,11 +18,12 @@ create_queue($node, $_) for qw(limited long cancel);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $ledger = "$dir/ledger";
 
-# Ledger lines: "start|end <job> <attempt> <time>".
+# Ledger lines: "start|end <job> <attempt> <time>". The pid file appears
+# whole (written aside, then renamed): the test reads it once it exists.
 write_script("$dir/work.sh", <<"EOF");
 #!/bin/sh
 echo "start \$JOBQ_JOB_ID \$JOBQ_ATTEMPT \$(date +%s.%N)" >> $ledger
-echo \$\$ > $dir/pid.\$JOBQ_JOB_ID
+echo \$\$ > $dir/tmp.\$JOBQ_JOB_ID && mv $dir/tmp.\$JOBQ_JOB_ID $dir/pid.\$JOBQ_JOB_ID
 sleep "\$1"
 echo "end \$JOBQ_JOB_ID \$JOBQ_ATTEMPT \$(date +%s.%N)" >> $ledger
 EOF

@@ -14,7 +14,9 @@ use Time::HiRes qw(time sleep);
 my $node = setup_node('shutdown');
 create_queue($node, $_, lease => "'30 seconds'") for qw(quick stuck);
 my $dir = PostgreSQL::Test::Utils::tempdir();
-write_script("$dir/sleep.sh", "#!/bin/sh\necho \$\$ > $dir/pid.\$JOBQ_JOB_ID\nsleep \"\$1\"\necho '{\"slept\": true}'\n");
+# The pid file appears whole (written aside, then renamed): the test reads
+# it as soon as it exists.
+write_script("$dir/sleep.sh", "#!/bin/sh\necho \$\$ > $dir/tmp.\$JOBQ_JOB_ID && mv $dir/tmp.\$JOBQ_JOB_ID $dir/pid.\$JOBQ_JOB_ID\nsleep \"\$1\"\necho '{\"slept\": true}'\n");
 
 my $config = <<"TOML";
 [runner]
