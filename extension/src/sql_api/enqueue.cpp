@@ -154,6 +154,11 @@ void ReadCommonArgs(FunctionCallInfo fcinfo, int run_at_arg, EnqueueArgs *args) 
     args->max_attempts_null = has_max ? ' ' : 'n';
 }
 
+TimestampTz RunAt(const EnqueueArgs &args) {
+    return args.run_at_null == 'n' ? GetCurrentTransactionStartTimestamp()
+                                   : DatumGetTimestampTz(args.run_at);
+}
+
 void RequireQueue(Datum queue_text, const char *queue) {
     Datum values[1] = {queue_text};
     // Not read-only: a fresh snapshot, like the INSERT's. The INSERT may have

@@ -26,6 +26,9 @@ struct EnqueueArgs {
 // run_at_arg .. run_at_arg + 2); raises on bad input.
 void ReadCommonArgs(FunctionCallInfo fcinfo, int run_at_arg, EnqueueArgs *args);
 
+// The jobs' run_at: the one given, or the transaction's now().
+TimestampTz RunAt(const EnqueueArgs &args);
+
 // Raises unless the jsonb payload fits jobq.max_payload_size.
 void CheckPayload(Datum payload);
 
@@ -47,9 +50,9 @@ struct InsertedJob {
 // planned INSERT, which applies them.
 bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out);
 // The same for n payloads (enqueue_many without keys): ids[] in payload
-// order; *run_at the jobs' run_at.
+// order.
 bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
-                     int64 *ids, TimestampTz *run_at);
+                     int64 *ids);
 
 // One job with a unique key, keep mode: inserts it unless an unfinished job
 // holds the key, whose id is returned then. values/nulls: queue, payload,

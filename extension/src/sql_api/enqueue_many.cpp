@@ -22,7 +22,6 @@
 #include "worker/wakeup.h"
 
 extern "C" {
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 }
@@ -103,14 +102,13 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     Datum queue = CStringGetTextDatum(args.queue);
     if (!keyed) {
         int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * (n + 1)));
-        TimestampTz run_at;
-        if (jobq::sql::InsertPlainMany(args, queue, elems, n, ids, &run_at)) {
+        if (jobq::sql::InsertPlainMany(args, queue, elems, n, ids)) {
             for (int i = 0; i < n; ++i) {
                 Datum id = Int64GetDatum(ids[i]);
                 bool isnull = false;
                 jobq::pg::PutResultRow(fcinfo, &id, &isnull);
             }
-            if (n > 0) jobq_note_wakeup(args.queue, run_at);
+            if (n > 0) jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
             return static_cast<Datum>(0);
         }
     }
@@ -188,9 +186,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
     if (any_inserted)
-        jobq_note_wakeup(args.queue, args.run_at_null == 'n'
-                                         ? GetCurrentTransactionStartTimestamp()
-                                         : DatumGetTimestampTz(args.run_at));
+        jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
     return static_cast<Datum>(0);
 }
 

@@ -132,7 +132,7 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
 namespace jobq::sql {
 
 bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
-                     int64 *ids, TimestampTz *run_at_out) {
+                     int64 *ids) {
     // The executor's own checks for a data-modifying statement.
     PreventCommandIfReadOnly("INSERT");
     PreventCommandIfParallelMode("INSERT");
@@ -152,7 +152,7 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
         RaiseUnknownQueue(args.queue);
 
     TimestampTz now = GetCurrentTransactionStartTimestamp();
-    TimestampTz run_at = args.run_at_null == 'n' ? now : DatumGetTimestampTz(args.run_at);
+    TimestampTz run_at = RunAt(args);
     const char *state = run_at > now ? "scheduled" : "available";
     int32 max_attempts = args.max_attempts_null == 'n' ? queue_max_attempts
                                                         : DatumGetInt32(args.max_attempts);
@@ -192,15 +192,13 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
         InsertRows(job, by_column, set_column, id_index, payload_index, sequence, payloads, n, ids);
     table_close(job, NoLock);
     PopActiveSnapshot();
-    *run_at_out = run_at;
     return true;
 }
 
 bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out) {
-    TimestampTz run_at;
     int64 id;
-    if (!InsertPlainMany(args, queue_text, &payload, 1, &id, &run_at)) return false;
-    *out = InsertedJob{id, run_at, true};
+    if (!InsertPlainMany(args, queue_text, &payload, 1, &id)) return false;
+    *out = InsertedJob{id, RunAt(args), true};
     return true;
 }
 
