@@ -102,6 +102,48 @@ SELECT jobq.drop_queue('sp', force => true) IS NULL AS dropped;
 RESET search_path;
 RESET ROLE;
 
+-- enqueue and enqueue_many are not SECURITY DEFINER: their direct insert
+-- runs as the caller and resolves no name; whatever of them runs SQL (here
+-- forced by a trigger on jobq.job) runs as their owner with the pinned
+-- path, and the caller gets its own user and path back, after an error too.
+CREATE ROLE regress_sp_producer IN ROLE jobq_producer;
+CREATE TABLE regress_evil.seen (who name, path text);
+GRANT ALL ON regress_evil.seen TO PUBLIC;
+CREATE FUNCTION public.regress_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO regress_evil.seen VALUES (current_user, current_setting('search_path'));
+    IF NEW.payload ? 'fail' THEN RAISE EXCEPTION 'trigger refuses the job'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER regress_seen BEFORE INSERT ON jobq.job
+    FOR EACH ROW EXECUTE FUNCTION public.regress_seen();
+SELECT jobq.create_queue('sp2');
+SET ROLE regress_sp_producer;
+SET search_path = regress_evil, pg_temp, public, pg_catalog;
+SELECT jobq.enqueue('sp2', '{"n": 1}') > 0 AS through_sql;
+SELECT jobq.enqueue('sp2', '{"n": 2}', unique_key => 'k') > 0 AS keyed;
+SELECT count(*) AS many FROM jobq.enqueue_many('sp2', ARRAY['{"n": 3}', '{"n": 4}']::jsonb[]);
+SELECT current_user AS caller, current_setting('search_path') AS callers_path;
+DO $$
+BEGIN
+    PERFORM jobq.enqueue('sp2', '{"fail": true}');
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'caught "%" as %, path %', SQLERRM, current_user, current_setting('search_path');
+END $$;
+SELECT jobq.enqueue('sp2', '{"fail": true}');
+SELECT current_user AS caller, current_setting('search_path') AS callers_path;
+RESET search_path;
+RESET ROLE;
+DROP TRIGGER regress_seen ON jobq.job;
+SELECT who = (SELECT proowner::regrole::name FROM pg_proc
+              WHERE oid = 'jobq.enqueue_many(text,jsonb[],timestamptz,integer,integer,text[])'::regprocedure)
+       AS as_owner, path, count(*)
+FROM regress_evil.seen GROUP BY 1, 2;
+SELECT count(*) AS jobs FROM jobq.jobs WHERE queue = 'sp2';
+SELECT jobq.drop_queue('sp2', force => true);
+DROP FUNCTION public.regress_seen();
+DROP ROLE regress_sp_producer;
+
 SELECT count(*) AS planted_calls FROM regress_evil.calls;
 
 DROP SCHEMA regress_evil CASCADE;

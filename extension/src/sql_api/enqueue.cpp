@@ -21,6 +21,7 @@
 // it cannot miss a completion that the insert did not see.
 #include "core/validate.h"
 #include "pg/guard.h"
+#include "pg/owner_rights.h"
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
@@ -243,6 +244,9 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, has_key ? ' ' : 'n',
                      '\0'};
 
+    // The SQL paths run with the owner's rights (see pg/owner_rights.h).
+    jobq::pg::SavedRights caller;
+    jobq::pg::BeginOwnerRights(fcinfo, &caller);
     SPI_connect();
     bool found = InsertOne(insert, mode, has_key, args.queue, values, nulls, &job);
     int64 id = job.id;
@@ -260,6 +264,7 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
         }
     }
     SPI_finish();
+    jobq::pg::EndOwnerRights(&caller);
     if (!found && !has_key)
         ereport(ERROR, (errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
                         errmsg("enqueue into queue \"%s\" inserted no job", args.queue),

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "pg/guard.h"
+#include "pg/owner_rights.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
 #include "sql_api/enqueue.h"
@@ -115,6 +116,9 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     Datum values[6] = {queue,       PointerGetDatum(payloads), Int16GetDatum(args.priority),
                        args.run_at, args.max_attempts,         PointerGetDatum(keys)};
     char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, ' ', '\0'};
+    // The SQL paths run with the owner's rights (see pg/owner_rights.h).
+    jobq::pg::SavedRights caller;
+    jobq::pg::BeginOwnerRights(fcinfo, &caller);
     SPI_connect();
     jobq::pg::ExecPlan(keyed ? &insert_many_keyed : &insert_many, values, nulls, false);
     uint64 returned = SPI_processed;
@@ -185,6 +189,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
         }
     }
     SPI_finish();
+    jobq::pg::EndOwnerRights(&caller);
     if (any_inserted)
         jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
     return static_cast<Datum>(0);

@@ -12,9 +12,13 @@
 // Only for the table exactly as jobq creates it: if jobq.job carries
 // anything else (a trigger, a rule, another constraint or NOT NULL column,
 // a generated column), InsertPlain declines and the caller runs a planned
-// INSERT, which applies all of it. Row-level security never applied to
-// enqueue's insert: the function runs as the extension's owner, a superuser
-// (jobq.control), who bypasses it.
+// INSERT, which applies all of it.
+//
+// Privileges: this path runs as the caller (enqueue is not SECURITY
+// DEFINER, see pg/owner_rights.h) and checks none, as table AM calls do
+// not; EXECUTE on enqueue is the gate. It resolves no name by search_path.
+// A table with row-level security enabled takes the planned INSERT, run
+// with the owner's rights like everything else that runs SQL.
 //
 // Statement semantics follow SPI's non-read-only execution: the command
 // counter is advanced and a fresh snapshot taken after the table lock, so
@@ -48,11 +52,13 @@ namespace {
 using jobq::pg::ColumnOf;
 using jobq::pg::JobqRelid;
 
-// True when jobq.job is as jobq creates it: no trigger, rule, partition
-// bound or generated column, and job_row_valid its only CHECK.
+// True when jobq.job is as jobq creates it: no trigger, rule, row-level
+// security, partition bound or generated column, and job_row_valid its
+// only CHECK.
 bool TableIsJobqs(Relation job) {
     TupleConstr *constr = RelationGetDescr(job)->constr;
-    return job->trigdesc == nullptr && job->rd_rules == nullptr && !job->rd_rel->relispartition &&
+    return job->trigdesc == nullptr && job->rd_rules == nullptr && !job->rd_rel->relrowsecurity &&
+           !job->rd_rel->relispartition &&
            constr != nullptr && !constr->has_generated_stored && constr->num_check == 1 &&
            strcmp(constr->check[0].ccname, "job_row_valid") == 0;
 }
