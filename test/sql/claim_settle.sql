@@ -155,3 +155,36 @@ SELECT count(*) AS claimed FROM jobq.claim('{backlog,invariant}', 'w', 10);
 SELECT seq_scan - :seq_before AS whole_table_reads, idx_scan > :idx_before AS used_index
 FROM pg_stat_xact_user_tables WHERE relid = 'jobq.job'::regclass;
 COMMIT;
+
+-- A one-queue claim updates jobq.job directly; with a trigger of the
+-- user's on jobq.job it takes SQL, which fires it. Either way: the queue's
+-- lease unless the call names one, the attempt counted, one token per call,
+-- due jobs only, and nothing in a read-only transaction.
+SELECT jobq.create_queue('direct', lease => '10 minutes');
+SELECT count(*) AS enqueued FROM jobq.enqueue_many('direct',
+    ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}', '{"n": 4}', '{"n": 5}']::jsonb[]);
+SELECT jobq.enqueue('direct', '{"n": "later"}', run_at => now() + interval '1 hour') > 0 AS later;
+BEGIN READ ONLY;
+SELECT count(*) FROM jobq.claim('{direct}', 'wd', 1);
+ROLLBACK;
+SELECT count(*) AS claimed, count(DISTINCT lease_token) AS tokens,
+       bool_and(lease_expires_at = now() + interval '10 minutes') AS queue_lease,
+       bool_and(attempt = 1) AS counted, min(payload ->> 'n') AS first
+FROM jobq.claim('{direct}', 'wd', 2);
+CREATE TABLE public.claim_seen (id bigint, old_state text, new_state text);
+CREATE FUNCTION public.note_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.claim_seen VALUES (NEW.id, OLD.state, NEW.state);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER note_claim BEFORE UPDATE ON jobq.job
+    FOR EACH ROW EXECUTE FUNCTION public.note_claim();
+SELECT count(*) AS claimed, count(DISTINCT lease_token) AS tokens,
+       bool_and(lease_expires_at = now() + interval '30 seconds') AS given_lease,
+       bool_and(attempt = 1) AS counted
+FROM jobq.claim('{direct}', 'wd', 10, lease => '30 seconds');
+SELECT old_state, new_state, count(*) AS fired FROM public.claim_seen GROUP BY 1, 2;
+DROP TRIGGER note_claim ON jobq.job;
+DROP FUNCTION public.note_claim();
+DROP TABLE public.claim_seen;
+SELECT state, worker, count(*) FROM jobq.job WHERE queue = 'direct' GROUP BY 1, 2 ORDER BY 1;

@@ -1,5 +1,10 @@
 // claim: lease due jobs to a worker.
 //
+// One queue at a time (the runner's usual call, and each queue with a
+// concurrency limit) takes the direct path of claim_direct.cpp. Several
+// queues without a limit, which must be merged in claim order, or a
+// jobq.job with rules of its user's take SQL:
+//
 // One statement per group of queues: a MATERIALIZED CTE picks candidates
 // with FOR UPDATE SKIP LOCKED in claim order (priority, run_at, id) so the
 // LIMIT is applied once and two claimers never share a job; the UPDATE
@@ -25,10 +30,13 @@
 #include "pg/guard.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
+#include "sql_api/claim_direct.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/timestamp.h"
 }
 
 namespace {
@@ -37,14 +45,14 @@ using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
 PlanSlot queues_info = {
-    "SELECT name, paused, concurrency FROM jobq.queue WHERE name = ANY($1)", 1, {TEXTARRAYOID},
-    nullptr};
+    "SELECT name, paused, concurrency, lease FROM jobq.queue WHERE name = ANY($1)", 1,
+    {TEXTARRAYOID}, nullptr};
 
 // Lock first, count second: the count must be a separate statement so that,
 // under READ COMMITTED, its snapshot is taken after the lock wait and sees
 // the jobs the previous lock holder claimed.
 PlanSlot lock_limited_queue = {
-    "SELECT concurrency FROM jobq.queue WHERE name = $1 AND NOT paused FOR NO KEY UPDATE",
+    "SELECT concurrency, lease FROM jobq.queue WHERE name = $1 AND NOT paused FOR NO KEY UPDATE",
     1, {TEXTOID}, nullptr};
 PlanSlot count_running = {
     "SELECT count(*) FROM jobq.job WHERE queue = $1 AND state = 'running'", 1, {TEXTOID}, nullptr};
@@ -78,9 +86,17 @@ PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1"),
 
 constexpr int kClaimColumns = 10;
 
-// Runs claim_jobs for `queues` and appends the rows; returns rows claimed.
+// Claims from `queues` and appends the rows; returns rows claimed. One
+// queue takes the direct path (claim_direct.cpp), leased for `lease` or,
+// without one, the queue's `queue_lease`; several queues, or a jobq.job
+// with rules of its user's, the SQL statement.
 int ClaimFrom(FunctionCallInfo fcinfo, const char **queues, int n_queues, Datum worker,
-              char worker_null, int limit, Datum lease, char lease_null) {
+              char worker_null, int limit, Datum lease, char lease_null, Datum queue_lease) {
+    if (n_queues == 1) {
+        int claimed = jobq::sql::ClaimDirect(fcinfo, CStringGetTextDatum(queues[0]), worker,
+                                             lease_null == 'n' ? queue_lease : lease, limit);
+        if (claimed >= 0) return claimed;
+    }
     Datum first = n_queues == 1 ? CStringGetTextDatum(queues[0])
                                 : PointerGetDatum(jobq::pg::MakeTextArray(queues, n_queues));
     Datum values[4] = {first, worker, Int32GetDatum(limit), lease};
@@ -147,6 +163,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
     uint64 known = SPI_processed;
     const char **unlimited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
     const char **limited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
+    Datum *unlimited_leases = static_cast<Datum *>(palloc(sizeof(Datum) * (known + 1)));
     int n_unlimited = 0, n_limited = 0;
     for (uint64 row = 0; row < known; ++row) {
         bool isnull;
@@ -154,9 +171,13 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         bool paused = DatumGetBool(jobq::pg::ResultValue(row, 2, &isnull));
         jobq::pg::ResultValue(row, 3, &isnull);
         if (paused) continue;
-        if (isnull)
+        if (isnull) {
+            bool lease_isnull;
+            // Copied: the SPI result goes when the next statement runs.
+            unlimited_leases[n_unlimited] =
+                datumCopy(jobq::pg::ResultValue(row, 4, &lease_isnull), false, sizeof(Interval));
             unlimited[n_unlimited++] = name;
-        else
+        } else
             limited[n_limited++] = name;
     }
     // Every requested name must exist (a typo would otherwise idle silently).
@@ -174,7 +195,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
     int remaining = max_jobs;
     if (n_unlimited > 0)
         remaining -= ClaimFrom(fcinfo, unlimited, n_unlimited, worker, worker_null, remaining,
-                               lease, lease_null);
+                               lease, lease_null, unlimited_leases[0]);
     for (int i = 0; i < n_limited && remaining > 0; ++i) {
         Datum lock_args[1] = {CStringGetTextDatum(limited[i])};
         jobq::pg::ExecPlan(&lock_limited_queue, lock_args, nullptr, false);
@@ -183,12 +204,14 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         Datum concurrency = jobq::pg::ResultValue(0, 1, &isnull);
         if (isnull) continue;  // limit removed meanwhile; claimed next call
         int64 limit_total = DatumGetInt32(concurrency);
+        Datum queue_lease =
+            datumCopy(jobq::pg::ResultValue(0, 2, &isnull), false, sizeof(Interval));
         jobq::pg::ExecPlan(&count_running, lock_args, nullptr, false);
         int64 free_slots = limit_total - DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
         if (free_slots <= 0) continue;
         int limit = free_slots < remaining ? static_cast<int>(free_slots) : remaining;
         remaining -= ClaimFrom(fcinfo, &limited[i], 1, worker, worker_null, limit, lease,
-                               lease_null);
+                               lease_null, queue_lease);
     }
     SPI_finish();
     return static_cast<Datum>(0);

@@ -31,6 +31,7 @@
 #include "core/validate.h"
 #include "pg/relation.h"
 #include "sql_api/enqueue.h"
+#include "sql_api/job_table.h"
 #include "sql_api/queue_cache.h"
 
 extern "C" {
@@ -51,17 +52,7 @@ namespace {
 
 using jobq::pg::ColumnOf;
 using jobq::pg::JobqRelid;
-
-// True when jobq.job is as jobq creates it: no trigger, rule, row-level
-// security, partition bound or generated column, and job_row_valid its
-// only CHECK.
-bool TableIsJobqs(Relation job) {
-    TupleConstr *constr = RelationGetDescr(job)->constr;
-    return job->trigdesc == nullptr && job->rd_rules == nullptr && !job->rd_rel->relrowsecurity &&
-           !job->rd_rel->relispartition &&
-           constr != nullptr && !constr->has_generated_stored && constr->num_check == 1 &&
-           strcmp(constr->check[0].ccname, "job_row_valid") == 0;
-}
+using jobq::sql::JobTableIsJobqs;
 
 // True when every NOT NULL column, and every column with a default, is
 // among those jobq sets (a default someone added elsewhere is the planned
@@ -101,7 +92,8 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
     int nslots = n < kBatchRows ? n : kBatchRows;
     TupleTableSlot **slots =
         static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * (nslots + 1)));
-    for (int i = 0; i < nslots; ++i) slots[i] = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+    for (int i = 0; i < nslots; ++i)
+        slots[i] = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
     for (int start = 0; start < n; start += kBatchRows) {
         int rows = n - start < kBatchRows ? n - start : kBatchRows;
         for (int i = 0; i < rows; ++i) {
@@ -122,7 +114,8 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
         else
             table_multi_insert(job, slots, rows, cid, 0, nullptr);
         for (int i = 0; i < rows; ++i) {
-            list_free(ExecInsertIndexTuples(result_rel, slots[i], estate, false, false, nullptr, NIL));
+            list_free(
+                ExecInsertIndexTuples(result_rel, slots[i], estate, false, false, nullptr, NIL));
             ResetPerTupleExprContext(estate);
             ExecClearTuple(slots[i]);
         }
@@ -146,7 +139,7 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
     // drop_queue holds off enqueues with a lock on jobq.job, and a waiter
     // must then see the queue gone, not insert into it.
     Relation job = table_open(JobqRelid("job"), RowExclusiveLock);
-    if (!TableIsJobqs(job)) {
+    if (!JobTableIsJobqs(job)) {
         table_close(job, NoLock);
         return false;
     }
@@ -160,8 +153,8 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
     TimestampTz now = GetCurrentTransactionStartTimestamp();
     TimestampTz run_at = RunAt(args);
     const char *state = run_at > now ? "scheduled" : "available";
-    int32 max_attempts = args.max_attempts_null == 'n' ? queue_max_attempts
-                                                        : DatumGetInt32(args.max_attempts);
+    int32 max_attempts =
+        args.max_attempts_null == 'n' ? queue_max_attempts : DatumGetInt32(args.max_attempts);
 
     // The columns jobq sets, the same in every row but id and payload; any
     // other column is NULL.
