@@ -188,3 +188,46 @@ DROP TRIGGER note_claim ON jobq.job;
 DROP FUNCTION public.note_claim();
 DROP TABLE public.claim_seen;
 SELECT state, worker, count(*) FROM jobq.job WHERE queue = 'direct' GROUP BY 1, 2 ORDER BY 1;
+
+-- complete moves jobs to the archive directly; with a trigger of the
+-- user's on jobq.archive it takes SQL, which fires it. Either way every
+-- column is kept, the result (NULL too) stored, an id named twice or not
+-- held is completed once or not at all, and nothing in a read-only
+-- transaction.
+SELECT id AS c1, lease_token AS ct1 FROM jobq.job
+WHERE queue = 'direct' AND state = 'running' ORDER BY id LIMIT 1 \gset
+SELECT id AS c2, lease_token AS ct2 FROM jobq.job
+WHERE queue = 'direct' AND state = 'running' ORDER BY id OFFSET 1 LIMIT 1 \gset
+CREATE TEMP TABLE direct_before AS SELECT * FROM jobq.job WHERE id IN (:c1, :c2);
+BEGIN READ ONLY;
+SELECT count(*) FROM jobq.complete(ARRAY[:c1]::bigint[], ARRAY[:ct1]::bigint[]);
+ROLLBACK;
+SELECT array_agg(c ORDER BY c) = ARRAY[:c1, :c2]::bigint[] AS completed_once
+FROM jobq.complete(ARRAY[:c1, :c2, :c1, -1]::bigint[], ARRAY[:ct1, :ct2, :ct1, 0]::bigint[],
+                   ARRAY['{"r": 1}', NULL, '{"r": 1}', NULL]::jsonb[]) c;
+SELECT a.id = :c1 AS first, a.state, a.result,
+       a.queue = b.queue AND a.payload = b.payload AND a.priority = b.priority
+       AND a.run_at = b.run_at AND a.attempt = b.attempt AND a.max_attempts = b.max_attempts
+       AND a.unique_key IS NOT DISTINCT FROM b.unique_key AND a.worker = b.worker
+       AND a.progress IS NOT DISTINCT FROM b.progress AND a.errors IS NOT DISTINCT FROM b.errors
+       AND a.created_at = b.created_at AND a.attempted_at = b.attempted_at AS kept,
+       a.finished_at BETWEEN b.attempted_at AND now() AS finished_at_completion
+FROM jobq.archive a JOIN direct_before b USING (id) ORDER BY a.id;
+SELECT count(*) AS left_in_hot_table FROM jobq.job WHERE id IN (:c1, :c2);
+CREATE TABLE public.archive_seen (id bigint, state text);
+CREATE FUNCTION public.note_archive() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.archive_seen VALUES (NEW.id, NEW.state);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER note_archive BEFORE INSERT ON jobq.archive
+    FOR EACH ROW EXECUTE FUNCTION public.note_archive();
+SELECT count(*) AS completed FROM jobq.complete(
+    (SELECT array_agg(id ORDER BY id) FROM jobq.job WHERE queue = 'direct' AND state = 'running'),
+    (SELECT array_agg(lease_token ORDER BY id) FROM jobq.job
+     WHERE queue = 'direct' AND state = 'running'));
+SELECT state, count(*) AS fired FROM public.archive_seen GROUP BY 1;
+DROP TRIGGER note_archive ON jobq.archive;
+DROP FUNCTION public.note_archive();
+DROP TABLE public.archive_seen;
+SELECT state, count(*) FROM jobq.jobs WHERE queue = 'direct' GROUP BY 1 ORDER BY 1;

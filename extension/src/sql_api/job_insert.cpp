@@ -92,8 +92,11 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
     int nslots = n < kBatchRows ? n : kBatchRows;
     TupleTableSlot **slots =
         static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * (nslots + 1)));
+    // An unreferenced copy of the descriptor: slots of the relation's own
+    // pin it each in the resource owner (see complete_direct.cpp).
+    TupleDesc slot_desc = CreateTupleDescCopy(desc);
     for (int i = 0; i < nslots; ++i)
-        slots[i] = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+        slots[i] = ExecInitExtraTupleSlot(estate, slot_desc, &TTSOpsVirtual);
     for (int start = 0; start < n; start += kBatchRows) {
         int rows = n - start < kBatchRows ? n - start : kBatchRows;
         for (int i = 0; i < rows; ++i) {

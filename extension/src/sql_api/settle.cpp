@@ -18,6 +18,7 @@
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
+#include "sql_api/complete_direct.h"
 #include "worker/wakeup.h"
 
 extern "C" {
@@ -116,7 +117,8 @@ void CheckParallelArray(FunctionCallInfo fcinfo, int n, const char *what, int ex
 }
 
 // Reads ids and tokens (arguments 0 and 1) and checks they pair up.
-int ReadIdsAndTokens(FunctionCallInfo fcinfo) {
+int ReadIdsAndTokens(FunctionCallInfo fcinfo, int64 **out_ids = nullptr,
+                     int64 **out_tokens = nullptr) {
     jobq::sql::RequireArg(fcinfo, 0, "ids");
     jobq::sql::RequireArg(fcinfo, 1, "tokens");
     int64 *ids;
@@ -124,6 +126,8 @@ int ReadIdsAndTokens(FunctionCallInfo fcinfo) {
     int n = jobq::pg::BigintArrayElements(PG_GETARG_ARRAYTYPE_P(0), "ids", &ids);
     int m = jobq::pg::BigintArrayElements(PG_GETARG_ARRAYTYPE_P(1), "tokens", &tokens);
     jobq::pg::CallCpp([&] { jobq::CheckSameLength("tokens", n, m); });
+    if (out_ids != nullptr) *out_ids = ids;
+    if (out_tokens != nullptr) *out_tokens = tokens;
     return n;
 }
 
@@ -189,9 +193,18 @@ PG_FUNCTION_INFO_V1(jobq_release);
 
 // complete(ids bigint[], tokens bigint[], results jsonb[]) returns setof bigint
 Datum jobq_complete(PG_FUNCTION_ARGS) {
-    int n = ReadIdsAndTokens(fcinfo);
+    int64 *ids;
+    int64 *tokens;
+    int n = ReadIdsAndTokens(fcinfo, &ids, &tokens);
     CheckParallelArray(fcinfo, 2, "results", n, JSONBOID);
     jobq::pg::BeginMaterializedResult(fcinfo);
+    Datum *results = nullptr;
+    bool *result_nulls = nullptr;
+    if (!PG_ARGISNULL(2))
+        jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(2), JSONBOID, &results, &result_nulls);
+    if (jobq::sql::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
+        return static_cast<Datum>(0);
+    // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
                        PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
     char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
