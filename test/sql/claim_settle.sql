@@ -231,3 +231,11 @@ DROP TRIGGER note_archive ON jobq.archive;
 DROP FUNCTION public.note_archive();
 DROP TABLE public.archive_seen;
 SELECT state, count(*) FROM jobq.jobs WHERE queue = 'direct' GROUP BY 1 ORDER BY 1;
+-- a NOT NULL added to the archive is enforced, not bypassed
+BEGIN;
+DELETE FROM jobq.archive;
+ALTER TABLE jobq.archive ALTER COLUMN result SET NOT NULL;
+SELECT jobq.enqueue('direct', '{"n": "needs a result"}') AS nn \gset
+SELECT lease_token AS nnt FROM jobq.claim('{direct}', 'wd', 1) \gset
+SELECT count(*) FROM jobq.complete(ARRAY[:nn]::bigint[], ARRAY[:nnt]::bigint[]);
+ROLLBACK;

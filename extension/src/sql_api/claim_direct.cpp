@@ -118,7 +118,9 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
     Datum lease_expires_at =
         DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now), lease);
     Datum running = CStringGetTextDatum("running");
-    Datum token = 0;  // drawn at the first job: all jobs of the call share it
+    // Drawn at the first job: all jobs of the call share it.
+    Datum token = 0;
+    bool have_token = false;
 
     // The claim index is (queue, priority, run_at, id) WHERE state <>
     // 'running': with the queue fixed it yields waiting jobs in claim order.
@@ -142,8 +144,10 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
                             errmsg("new row for relation \"%s\" violates check constraint "
                                    "\"job_row_valid\"",
                                    RelationGetRelationName(job))));
-        if (token == 0)
+        if (!have_token) {
             token = Int64GetDatum(nextval_internal(JobqRelid("lease_token_seq"), false));
+            have_token = true;
+        }
 
         ExecClearTuple(new_slot);
         memcpy(new_slot->tts_values, old_slot->tts_values, sizeof(Datum) * desc->natts);

@@ -58,7 +58,8 @@ struct ArchiveColumn {
 
 // Maps the archive's columns to their sources; false when the archive is
 // not as jobq creates it (a trigger, rule, row-level security, another
-// CHECK, or a column jobq.job does not have).
+// CHECK, a column jobq.job does not have, or a NOT NULL column that jobq.job
+// or the result may leave NULL).
 bool MapArchive(Relation archive, Relation job, ArchiveColumn *map) {
     TupleConstr *constr = RelationGetDescr(archive)->constr;
     if (archive->trigdesc != nullptr || archive->rd_rules != nullptr ||
@@ -76,6 +77,7 @@ bool MapArchive(Relation archive, Relation job, ArchiveColumn *map) {
         if (strcmp(name, "state") == 0) {
             map[i].source = Source::kCompleted;
         } else if (strcmp(name, "result") == 0) {
+            if (att->attnotnull) return false;
             map[i].source = Source::kResult;
         } else if (strcmp(name, "finished_at") == 0) {
             map[i].source = Source::kFinishedAt;
@@ -83,7 +85,8 @@ bool MapArchive(Relation archive, Relation job, ArchiveColumn *map) {
             for (int j = 0; j < job_desc->natts && map[i].job_index < 0; ++j) {
                 Form_pg_attribute job_att = TupleDescAttr(job_desc, j);
                 if (!job_att->attisdropped && strcmp(NameStr(job_att->attname), name) == 0 &&
-                    job_att->atttypid == att->atttypid)
+                    job_att->atttypid == att->atttypid &&
+                    (job_att->attnotnull || !att->attnotnull))
                     map[i].job_index = j;
             }
             if (map[i].job_index < 0) return false;
