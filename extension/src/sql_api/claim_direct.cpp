@@ -21,6 +21,7 @@
 #include "core/validate.h"
 #include "pg/relation.h"
 #include "pg/spi.h"
+#include "pg/table_write.h"
 #include "sql_api/claim_direct.h"
 #include "sql_api/job_table.h"
 
@@ -33,7 +34,6 @@ extern "C" {
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -68,27 +68,6 @@ bool IsRunning(Datum state) {
     return VARSIZE_ANY_EXHDR(t) == 7 && memcmp(VARDATA_ANY(t), "running", 7) == 0;
 }
 
-// The executor state an update needs for its index entries; updated_cols
-// feeds the "index unchanged" hint of btree's bottom-up deletion.
-EState *BeginUpdate(Relation job, const JobColumns &c, ResultRelInfo **result_rel) {
-    EState *estate = CreateExecutorState();
-    RangeTblEntry *rte = makeNode(RangeTblEntry);
-    rte->rtekind = RTE_RELATION;
-    rte->relid = RelationGetRelid(job);
-    rte->relkind = job->rd_rel->relkind;
-    rte->rellockmode = RowExclusiveLock;
-    for (int column :
-         {c.state, c.attempt, c.lease_token, c.lease_expires_at, c.worker, c.attempted_at})
-        rte->updatedCols =
-            bms_add_member(rte->updatedCols, column + 1 - FirstLowInvalidHeapAttributeNumber);
-    ExecInitRangeTable(estate, list_make1(rte));
-    estate->es_output_cid = GetCurrentCommandId(true);
-    *result_rel = makeNode(ResultRelInfo);
-    InitResultRelInfo(*result_rel, job, 1, nullptr, 0);
-    ExecOpenIndices(*result_rel, false);
-    return estate;
-}
-
 }  // namespace
 
 namespace jobq::sql {
@@ -107,8 +86,10 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
     Snapshot snapshot = GetActiveSnapshot();
 
     JobColumns c = ColumnsOf(job);
-    ResultRelInfo *result_rel;
-    EState *estate = BeginUpdate(job, c, &result_rel);
+    const int updated[] = {c.state,  c.attempt, c.lease_token, c.lease_expires_at,
+                           c.worker, c.attempted_at};
+    jobq::pg::TableWrite write = jobq::pg::BeginTableWrite(job, updated, 6);
+    EState *estate = write.estate;
     CommandId cid = estate->es_output_cid;
     TupleDesc desc = RelationGetDescr(job);
     TupleTableSlot *old_slot = table_slot_create(job, nullptr);
@@ -176,7 +157,7 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
         if (result != TM_Ok) elog(ERROR, "jobq: unexpected result %d claiming a job", result);
         if (update_indexes)
             list_free(
-                ExecInsertIndexTuples(result_rel, new_slot, estate, true, false, nullptr, NIL));
+                ExecInsertIndexTuples(write.result_rel, new_slot, estate, true, false, nullptr, NIL));
         ResetPerTupleExprContext(estate);
 
         // The claim's columns: id, queue, payload, attempt, max_attempts,
@@ -199,9 +180,7 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
 
     index_endscan(scan);
     ExecDropSingleTupleTableSlot(old_slot);
-    ExecCloseIndices(result_rel);
-    ExecResetTupleTable(estate->es_tupleTable, false);
-    FreeExecutorState(estate);
+    jobq::pg::EndTableWrite(write);
     index_close(claim_index, NoLock);
     table_close(job, NoLock);
     PopActiveSnapshot();

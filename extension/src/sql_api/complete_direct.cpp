@@ -21,6 +21,7 @@
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "pg/relation.h"
 #include "pg/spi.h"
+#include "pg/table_write.h"
 #include "sql_api/complete_direct.h"
 #include "sql_api/job_table.h"
 
@@ -32,7 +33,6 @@ extern "C" {
 #include "access/xact.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -170,18 +170,10 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
     PushActiveSnapshot(GetTransactionSnapshot());
     Snapshot snapshot = GetActiveSnapshot();
 
-    EState *estate = CreateExecutorState();
-    RangeTblEntry *rte = makeNode(RangeTblEntry);
-    rte->rtekind = RTE_RELATION;
-    rte->relid = RelationGetRelid(archive);
-    rte->relkind = archive->rd_rel->relkind;
-    rte->rellockmode = RowExclusiveLock;
-    ExecInitRangeTable(estate, list_make1(rte));
-    CommandId cid = GetCurrentCommandId(true);
-    estate->es_output_cid = cid;
-    ResultRelInfo *result_rel = makeNode(ResultRelInfo);
-    InitResultRelInfo(result_rel, archive, 1, nullptr, 0);
-    ExecOpenIndices(result_rel, false);
+    jobq::pg::TableWrite write = jobq::pg::BeginTableWrite(archive);
+    EState *estate = write.estate;
+    ResultRelInfo *result_rel = write.result_rel;
+    CommandId cid = estate->es_output_cid;
 
     int nslots = n < kBatchRows ? (n > 0 ? n : 1) : kBatchRows;
     ArchiveBatch batch{archive, result_rel, estate,
@@ -241,9 +233,7 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
 
     index_endscan(scan);
     ExecDropSingleTupleTableSlot(job_slot);
-    ExecCloseIndices(result_rel);
-    ExecResetTupleTable(estate->es_tupleTable, false);
-    FreeExecutorState(estate);
+    jobq::pg::EndTableWrite(write);
     index_close(pkey, NoLock);
     table_close(archive, NoLock);
     table_close(job, NoLock);

@@ -30,6 +30,7 @@
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "core/validate.h"
 #include "pg/relation.h"
+#include "pg/table_write.h"
 #include "sql_api/enqueue.h"
 #include "sql_api/job_table.h"
 #include "sql_api/queue_cache.h"
@@ -41,7 +42,6 @@ extern "C" {
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -76,18 +76,10 @@ constexpr int kBatchRows = 1000;
 void InsertRows(Relation job, const Datum *by_column, const bool *set_column, int id_index,
                 int payload_index, Oid sequence, const Datum *payloads, int n, int64 *ids) {
     TupleDesc desc = RelationGetDescr(job);
-    EState *estate = CreateExecutorState();
-    RangeTblEntry *rte = makeNode(RangeTblEntry);
-    rte->rtekind = RTE_RELATION;
-    rte->relid = RelationGetRelid(job);
-    rte->relkind = job->rd_rel->relkind;
-    rte->rellockmode = RowExclusiveLock;
-    ExecInitRangeTable(estate, list_make1(rte));
-    CommandId cid = GetCurrentCommandId(true);
-    estate->es_output_cid = cid;
-    ResultRelInfo *result_rel = makeNode(ResultRelInfo);
-    InitResultRelInfo(result_rel, job, 1, nullptr, 0);
-    ExecOpenIndices(result_rel, false);
+    jobq::pg::TableWrite write = jobq::pg::BeginTableWrite(job);
+    EState *estate = write.estate;
+    ResultRelInfo *result_rel = write.result_rel;
+    CommandId cid = estate->es_output_cid;
 
     int nslots = n < kBatchRows ? n : kBatchRows;
     TupleTableSlot **slots =
@@ -124,9 +116,7 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
         }
     }
 
-    ExecCloseIndices(result_rel);
-    ExecResetTupleTable(estate->es_tupleTable, false);
-    FreeExecutorState(estate);
+    jobq::pg::EndTableWrite(write);
 }
 
 }  // namespace

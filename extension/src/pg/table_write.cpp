@@ -1,0 +1,38 @@
+#include "pg/table_write.h"
+
+extern "C" {
+#include "access/sysattr.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "nodes/bitmapset.h"
+#include "nodes/makefuncs.h"
+#include "utils/rel.h"
+}
+
+namespace jobq::pg {
+
+TableWrite BeginTableWrite(Relation rel, const int *updated_columns, int n_updated) {
+    EState *estate = CreateExecutorState();
+    RangeTblEntry *rte = makeNode(RangeTblEntry);
+    rte->rtekind = RTE_RELATION;
+    rte->relid = RelationGetRelid(rel);
+    rte->relkind = rel->rd_rel->relkind;
+    rte->rellockmode = RowExclusiveLock;
+    for (int i = 0; i < n_updated; ++i)
+        rte->updatedCols = bms_add_member(
+            rte->updatedCols, updated_columns[i] + 1 - FirstLowInvalidHeapAttributeNumber);
+    ExecInitRangeTable(estate, list_make1(rte));
+    estate->es_output_cid = GetCurrentCommandId(true);
+    ResultRelInfo *result_rel = makeNode(ResultRelInfo);
+    InitResultRelInfo(result_rel, rel, 1, nullptr, 0);
+    ExecOpenIndices(result_rel, false);
+    return TableWrite{estate, result_rel};
+}
+
+void EndTableWrite(const TableWrite &write) {
+    ExecCloseIndices(write.result_rel);
+    ExecResetTupleTable(write.estate->es_tupleTable, false);
+    FreeExecutorState(write.estate);
+}
+
+}  // namespace jobq::pg
