@@ -2,6 +2,8 @@
 
 extern "C" {
 #include "access/sysattr.h"
+#include "access/tableam.h"
+#include "access/tupdesc.h"
 #include "access/xact.h"
 #include "executor/executor.h"
 #include "nodes/bitmapset.h"
@@ -33,6 +35,29 @@ void EndTableWrite(const TableWrite &write) {
     ExecCloseIndices(write.result_rel);
     ExecResetTupleTable(write.estate->es_tupleTable, false);
     FreeExecutorState(write.estate);
+}
+
+TupleTableSlot **MakeInsertSlots(const TableWrite &write, int n) {
+    int count = n < 1 ? 1 : (n < kInsertBatchRows ? n : kInsertBatchRows);
+    TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(write.result_rel->ri_RelationDesc));
+    auto **slots = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * count));
+    for (int i = 0; i < count; ++i)
+        slots[i] = ExecInitExtraTupleSlot(write.estate, desc, &TTSOpsVirtual);
+    return slots;
+}
+
+void InsertSlots(const TableWrite &write, TupleTableSlot **slots, int rows) {
+    Relation rel = write.result_rel->ri_RelationDesc;
+    if (rows == 1)
+        simple_table_tuple_insert(rel, slots[0]);
+    else if (rows > 1)
+        table_multi_insert(rel, slots, rows, write.estate->es_output_cid, 0, nullptr);
+    for (int i = 0; i < rows; ++i) {
+        list_free(ExecInsertIndexTuples(write.result_rel, slots[i], write.estate, false, false,
+                                        nullptr, NIL));
+        ResetPerTupleExprContext(write.estate);
+        ExecClearTuple(slots[i]);
+    }
 }
 
 }  // namespace jobq::pg

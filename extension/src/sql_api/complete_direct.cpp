@@ -1,6 +1,6 @@
 // complete without SPI: each job found by its primary key, deleted from
 // jobq.job if the token still matches, and copied into jobq.archive with
-// heap_multi_insert.
+// heap_multi_insert (pg/table_write.h).
 //
 // Why: the SQL complete (DELETE ... USING unnest ... RETURNING j.* feeding
 // INSERT INTO jobq.archive) was planned per call, materialised its CTE,
@@ -45,9 +45,6 @@ namespace {
 using jobq::pg::ColumnOf;
 using jobq::pg::JobqRelid;
 
-// Archive rows per table_multi_insert (as COPY buffers).
-constexpr int kBatchRows = 1000;
-
 // Where an archive column's value comes from.
 enum class Source { kJobColumn, kCompleted, kResult, kFinishedAt };
 
@@ -61,12 +58,7 @@ struct ArchiveColumn {
 // CHECK, a column jobq.job does not have, or a NOT NULL column that jobq.job
 // or the result may leave NULL).
 bool MapArchive(Relation archive, Relation job, ArchiveColumn *map) {
-    TupleConstr *constr = RelationGetDescr(archive)->constr;
-    if (archive->trigdesc != nullptr || archive->rd_rules != nullptr ||
-        archive->rd_rel->relrowsecurity || archive->rd_rel->relispartition || constr == nullptr ||
-        constr->has_generated_stored || constr->num_check != 1 ||
-        strcmp(constr->check[0].ccname, "archive_state_finished") != 0)
-        return false;
+    if (!jobq::sql::TableHasOnlyJobqRules(archive, "archive_state_finished")) return false;
     TupleDesc archive_desc = RelationGetDescr(archive);
     TupleDesc job_desc = RelationGetDescr(job);
     for (int i = 0; i < archive_desc->natts; ++i) {
@@ -122,30 +114,6 @@ bool DeleteIfHeld(Relation job, TupleTableSlot *slot, int token_index, int64 tok
     }
 }
 
-struct ArchiveBatch {
-    Relation archive;
-    ResultRelInfo *result_rel;
-    EState *estate;
-    TupleTableSlot **slots;
-    int rows;
-};
-
-void FlushArchive(ArchiveBatch *batch) {
-    if (batch->rows == 0) return;
-    CommandId cid = batch->estate->es_output_cid;
-    if (batch->rows == 1)
-        simple_table_tuple_insert(batch->archive, batch->slots[0]);
-    else
-        table_multi_insert(batch->archive, batch->slots, batch->rows, cid, 0, nullptr);
-    for (int i = 0; i < batch->rows; ++i) {
-        list_free(ExecInsertIndexTuples(batch->result_rel, batch->slots[i], batch->estate, false,
-                                        false, nullptr, NIL));
-        ResetPerTupleExprContext(batch->estate);
-        ExecClearTuple(batch->slots[i]);
-    }
-    batch->rows = 0;
-}
-
 }  // namespace
 
 namespace jobq::sql {
@@ -171,20 +139,9 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
     Snapshot snapshot = GetActiveSnapshot();
 
     jobq::pg::TableWrite write = jobq::pg::BeginTableWrite(archive);
-    EState *estate = write.estate;
-    ResultRelInfo *result_rel = write.result_rel;
-    CommandId cid = estate->es_output_cid;
-
-    int nslots = n < kBatchRows ? (n > 0 ? n : 1) : kBatchRows;
-    ArchiveBatch batch{archive, result_rel, estate,
-                       static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * nslots)),
-                       0};
-    // An unreferenced copy of the descriptor: slots of the relation's own
-    // pin it each in the resource owner, which cost a fifth of a 1,000-job
-    // complete.
-    TupleDesc slot_desc = CreateTupleDescCopy(archive_desc);
-    for (int i = 0; i < nslots; ++i)
-        batch.slots[i] = ExecInitExtraTupleSlot(estate, slot_desc, &TTSOpsVirtual);
+    CommandId cid = write.estate->es_output_cid;
+    TupleTableSlot **slots = jobq::pg::MakeInsertSlots(write, n);
+    int rows = 0;
 
     int token_index = ColumnOf(job, "lease_token") - 1;
     Datum completed = CStringGetTextDatum("completed");
@@ -203,7 +160,7 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
 
         // The archive row, materialised: job_slot moves on with the scan.
         slot_getallattrs(job_slot);
-        TupleTableSlot *row = batch.slots[batch.rows];
+        TupleTableSlot *row = slots[rows];
         ExecClearTuple(row);
         for (int c = 0; c < archive_desc->natts; ++c) {
             row->tts_isnull[c] = false;
@@ -227,9 +184,12 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
         ExecStoreVirtualTuple(row);
         ExecMaterializeSlot(row);
         done[n_done++] = ids[i];
-        if (++batch.rows == nslots) FlushArchive(&batch);
+        if (++rows == jobq::pg::kInsertBatchRows) {
+            jobq::pg::InsertSlots(write, slots, rows);
+            rows = 0;
+        }
     }
-    FlushArchive(&batch);
+    jobq::pg::InsertSlots(write, slots, rows);
 
     index_endscan(scan);
     ExecDropSingleTupleTableSlot(job_slot);

@@ -66,31 +66,17 @@ bool RowCoversTable(Relation job, const bool *set_column) {
     return true;
 }
 
-// Rows per table_multi_insert: bounds the slots held at once (COPY
-// buffers 1,000 rows too).
-constexpr int kBatchRows = 1000;
-
 // Inserts n rows made of the template (by_column, set_column) with each
 // its id from `sequence` (into ids[]) and its payload, then their index
 // entries.
 void InsertRows(Relation job, const Datum *by_column, const bool *set_column, int id_index,
                 int payload_index, Oid sequence, const Datum *payloads, int n, int64 *ids) {
+    using jobq::pg::kInsertBatchRows;
     TupleDesc desc = RelationGetDescr(job);
     jobq::pg::TableWrite write = jobq::pg::BeginTableWrite(job);
-    EState *estate = write.estate;
-    ResultRelInfo *result_rel = write.result_rel;
-    CommandId cid = estate->es_output_cid;
-
-    int nslots = n < kBatchRows ? n : kBatchRows;
-    TupleTableSlot **slots =
-        static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * (nslots + 1)));
-    // An unreferenced copy of the descriptor: slots of the relation's own
-    // pin it each in the resource owner (see complete_direct.cpp).
-    TupleDesc slot_desc = CreateTupleDescCopy(desc);
-    for (int i = 0; i < nslots; ++i)
-        slots[i] = ExecInitExtraTupleSlot(estate, slot_desc, &TTSOpsVirtual);
-    for (int start = 0; start < n; start += kBatchRows) {
-        int rows = n - start < kBatchRows ? n - start : kBatchRows;
+    TupleTableSlot **slots = jobq::pg::MakeInsertSlots(write, n);
+    for (int start = 0; start < n; start += kInsertBatchRows) {
+        int rows = n - start < kInsertBatchRows ? n - start : kInsertBatchRows;
         for (int i = 0; i < rows; ++i) {
             ids[start + i] = nextval_internal(sequence, false);
             TupleTableSlot *slot = slots[i];
@@ -103,19 +89,8 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
             slot->tts_values[payload_index] = payloads[start + i];
             ExecStoreVirtualTuple(slot);
         }
-        // Many rows: heap_multi_insert, one WAL record per heap page.
-        if (rows == 1)
-            simple_table_tuple_insert(job, slots[0]);
-        else
-            table_multi_insert(job, slots, rows, cid, 0, nullptr);
-        for (int i = 0; i < rows; ++i) {
-            list_free(
-                ExecInsertIndexTuples(result_rel, slots[i], estate, false, false, nullptr, NIL));
-            ResetPerTupleExprContext(estate);
-            ExecClearTuple(slots[i]);
-        }
+        jobq::pg::InsertSlots(write, slots, rows);
     }
-
     jobq::pg::EndTableWrite(write);
 }
 

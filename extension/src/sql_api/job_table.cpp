@@ -7,11 +7,13 @@ extern "C" {
 
 namespace jobq::sql {
 
-bool JobTableIsJobqs(Relation job) {
-    TupleConstr *constr = RelationGetDescr(job)->constr;
-    return job->trigdesc == nullptr && job->rd_rules == nullptr && !job->rd_rel->relrowsecurity &&
-           !job->rd_rel->relispartition && constr != nullptr && !constr->has_generated_stored &&
-           constr->num_check == 1 && strcmp(constr->check[0].ccname, "job_row_valid") == 0;
+bool TableHasOnlyJobqRules(Relation rel, const char *check_name) {
+    TupleConstr *constr = RelationGetDescr(rel)->constr;
+    return rel->trigdesc == nullptr && rel->rd_rules == nullptr && !rel->rd_rel->relrowsecurity &&
+           !rel->rd_rel->relispartition && constr != nullptr && !constr->has_generated_stored &&
+           constr->num_check == 1 && strcmp(constr->check[0].ccname, check_name) == 0;
 }
+
+bool JobTableIsJobqs(Relation job) { return TableHasOnlyJobqRules(job, "job_row_valid"); }
 
 }  // namespace jobq::sql

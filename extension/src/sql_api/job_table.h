@@ -1,5 +1,6 @@
-// Whether jobq.job is exactly as jobq creates it, for the paths that
-// write it without SQL (job_insert.cpp, claim_direct.cpp).
+// Whether jobq's tables are exactly as jobq creates them, for the paths
+// that write them without SQL (job_insert.cpp, claim_direct.cpp,
+// complete_direct.cpp).
 //
 // C-style on purpose (see pg/guard.h).
 #pragma once
@@ -17,5 +18,8 @@ namespace jobq::sql {
 // checked with the C predicate of job_row_valid, does all a statement
 // would. Otherwise the caller runs SQL, which applies the rest.
 bool JobTableIsJobqs(Relation job);
+
+// The same test for any of jobq's tables, whose only CHECK is `check_name`.
+bool TableHasOnlyJobqRules(Relation rel, const char *check_name);
 
 }  // namespace jobq::sql
