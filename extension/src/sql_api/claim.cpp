@@ -163,7 +163,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
     uint64 known = SPI_processed;
     const char **unlimited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
     const char **limited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
-    Datum *unlimited_leases = static_cast<Datum *>(palloc(sizeof(Datum) * (known + 1)));
+    Datum unlimited_lease = 0;  // of the first: the direct path claims one queue alone
     int n_unlimited = 0, n_limited = 0;
     for (uint64 row = 0; row < known; ++row) {
         bool isnull;
@@ -172,10 +172,10 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         jobq::pg::ResultValue(row, 3, &isnull);
         if (paused) continue;
         if (isnull) {
-            bool lease_isnull;
             // Copied: the SPI result goes when the next statement runs.
-            unlimited_leases[n_unlimited] =
-                datumCopy(jobq::pg::ResultValue(row, 4, &lease_isnull), false, sizeof(Interval));
+            if (n_unlimited == 0)
+                unlimited_lease =
+                    datumCopy(jobq::pg::ResultValue(row, 4, &isnull), false, sizeof(Interval));
             unlimited[n_unlimited++] = name;
         } else
             limited[n_limited++] = name;
@@ -195,7 +195,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
     int remaining = max_jobs;
     if (n_unlimited > 0)
         remaining -= ClaimFrom(fcinfo, unlimited, n_unlimited, worker, worker_null, remaining,
-                               lease, lease_null, unlimited_leases[0]);
+                               lease, lease_null, unlimited_lease);
     for (int i = 0; i < n_limited && remaining > 0; ++i) {
         Datum lock_args[1] = {CStringGetTextDatum(limited[i])};
         jobq::pg::ExecPlan(&lock_limited_queue, lock_args, nullptr, false);

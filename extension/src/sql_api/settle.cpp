@@ -106,14 +106,17 @@ PlanSlot set_progress_job = {
     3, {INT8OID, INT8OID, JSONBOID}, nullptr};
 
 // Checks that the optional parallel array argument `n` has `expected`
-// elements (NULL is allowed: "none given").
+// elements (NULL is allowed: "none given"); its elements into *values and
+// *nulls when asked for (left alone for NULL).
 void CheckParallelArray(FunctionCallInfo fcinfo, int n, const char *what, int expected,
-                        Oid elemtype) {
+                        Oid elemtype, Datum **values_out = nullptr, bool **nulls_out = nullptr) {
     if (PG_ARGISNULL(n)) return;
     Datum *values;
     bool *nulls;
     int count = jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(n), elemtype, &values, &nulls);
     jobq::pg::CallCpp([&] { jobq::CheckSameLength(what, expected, count); });
+    if (values_out != nullptr) *values_out = values;
+    if (nulls_out != nullptr) *nulls_out = nulls;
 }
 
 // Reads ids and tokens (arguments 0 and 1) and checks they pair up.
@@ -196,12 +199,10 @@ Datum jobq_complete(PG_FUNCTION_ARGS) {
     int64 *ids;
     int64 *tokens;
     int n = ReadIdsAndTokens(fcinfo, &ids, &tokens);
-    CheckParallelArray(fcinfo, 2, "results", n, JSONBOID);
-    jobq::pg::BeginMaterializedResult(fcinfo);
     Datum *results = nullptr;
     bool *result_nulls = nullptr;
-    if (!PG_ARGISNULL(2))
-        jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(2), JSONBOID, &results, &result_nulls);
+    CheckParallelArray(fcinfo, 2, "results", n, JSONBOID, &results, &result_nulls);
+    jobq::pg::BeginMaterializedResult(fcinfo);
     if (jobq::sql::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
         return static_cast<Datum>(0);
     // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
