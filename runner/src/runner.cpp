@@ -335,8 +335,8 @@ bool Runner::MaybeClaim() {
         // concurrency's worth on top, so the next claim goes out while the
         // last batch is settled; beyond that, claims wait for the settles
         // instead of piling up finished jobs whose leases run out.
-        int capacity =
-            q.config->concurrency - q.running - std::max(0, q.unsettled - q.config->concurrency);
+        int capacity = q.config->concurrency - q.running - q.starting -
+                       std::max(0, q.unsettled - q.config->concurrency);
         if (!q.want_claim || capacity <= 0 || now < q.blocked_until) continue;
         ClaimRequest request{q.config->name, std::min(capacity, q.config->claim_batch),
                              q.config->lease};
@@ -407,6 +407,8 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
          {"round_trip",
           fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
     std::unordered_map<std::string, int> got;
+    std::vector<int64_t> to_start;
+    to_start.reserve(static_cast<size_t>(rows));
     for (int i = 0; i < rows; ++i) {
         ClaimedJob c;
         c.id = std::strtoll(PQgetvalue(res, i, 0), nullptr, 10);
@@ -444,7 +446,8 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});
             continue;
         }
-        StartHandler(it->second);
+        to_start.push_back(id);
+        queue->starting++;
     }
     for (const ClaimRequest &r : requests) {
         if (got[r.queue] >= r.max_jobs) {
@@ -453,10 +456,17 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             }
         }
     }
-    // The next claim goes out now, so the database works on it while the
-    // handlers just started get going (libcurl connects on its timer, after
-    // this callback).
+    // The next claim goes out before the handlers start (forks, transfers
+    // and their bookkeeping take a while), so the database works on it
+    // meanwhile; the jobs not yet started count against capacity.
     SendNext();
+    for (int64_t id : to_start) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) continue;  // cannot happen: nothing ran in between
+        it->second.queue->starting--;
+        StartHandler(it->second);
+    }
+    SendNext();  // releases of jobs whose lease ran out before they started
 }
 
 void Runner::StartHandler(Job &job) {
@@ -481,10 +491,11 @@ void Runner::StartHandler(Job &job) {
     job.queue->running++;
     metrics_.queue(qc.name).running++;
     DoneCallback done = [this, id](Outcome o) { OnHandlerDone(id, std::move(o)); };
-    Log(LogLevel::kInfo, "job started",
-        {{"job", std::to_string(id)},
-         {"queue", qc.name},
-         {"attempt", std::to_string(job.claimed.attempt)}});
+    if (Verbose())
+        Log(LogLevel::kInfo, "job started",
+            {{"job", std::to_string(id)},
+             {"queue", qc.name},
+             {"attempt", std::to_string(job.claimed.attempt)}});
     switch (qc.handler) {
         case HandlerKind::kNoop:
             job.execution = std::make_unique<NoopExecution>(loop_, std::move(done));
@@ -511,18 +522,20 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
     double seconds = std::chrono::duration<double>(EventLoop::Now() - job.started).count();
     m.duration.Observe(seconds);
     if (outcome.kind == OutcomeKind::kComplete) {
-        Log(LogLevel::kInfo, "job finished",
-            {{"job", std::to_string(id)},
-             {"queue", queue},
-             {"outcome", "complete"},
-             {"duration", fmt::format("{:.3f}s", seconds)}});
+        if (Verbose())
+            Log(LogLevel::kInfo, "job finished",
+                {{"job", std::to_string(id)},
+                 {"queue", queue},
+                 {"outcome", "complete"},
+                 {"duration", fmt::format("{:.3f}s", seconds)}});
     } else {
-        Log(LogLevel::kInfo, "job finished",
-            {{"job", std::to_string(id)},
-             {"queue", queue},
-             {"outcome", OutcomeName(outcome.kind)},
-             {"duration", fmt::format("{:.3f}s", seconds)},
-             {"error", outcome.error}});
+        if (Verbose())
+            Log(LogLevel::kInfo, "job finished",
+                {{"job", std::to_string(id)},
+                 {"queue", queue},
+                 {"outcome", OutcomeName(outcome.kind)},
+                 {"duration", fmt::format("{:.3f}s", seconds)},
+                 {"error", outcome.error}});
     }
     MarkSettling(job);
     if (outcome.kind == OutcomeKind::kComplete) {

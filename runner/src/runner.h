@@ -56,6 +56,7 @@ class Runner {
     struct QueueState {
         const QueueConfig *config;
         int running = 0;
+        int starting = 0;  // claimed, handler about to start (within OnClaimed)
         int unsettled = 0;
         bool want_claim = true;  // a claim may find work (hint, poll, full batch)
         // A multi-queue claim failed: claim this queue alone next time, so

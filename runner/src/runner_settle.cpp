@@ -120,8 +120,9 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
         QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
         if (acks.completed.count(c.id)) {
             ++m.completed;
-            Log(LogLevel::kInfo, "job completed",
-                {{"job", std::to_string(c.id)}, {"queue", queue}});
+            if (Verbose())
+                Log(LogLevel::kInfo, "job completed",
+                    {{"job", std::to_string(c.id)}, {"queue", queue}});
         } else {
             refused(m, "completion", c.resent, c.id, queue);
         }
@@ -137,11 +138,12 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
                 ++m.dead;
             else
                 ++m.retried;
-            Log(LogLevel::kInfo, "job failed",
-                {{"job", std::to_string(f.id)},
-                 {"queue", queue},
-                 {"state", it->second},
-                 {"error", f.error}});
+            if (Verbose())
+                Log(LogLevel::kInfo, "job failed",
+                    {{"job", std::to_string(f.id)},
+                     {"queue", queue},
+                     {"state", it->second},
+                     {"error", f.error}});
         } else {
             refused(m, "failure", f.resent, f.id, queue);
         }
@@ -150,7 +152,8 @@ void Runner::OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome) {
     for (const ReleaseItem &r : batch.releases) {
         std::string queue = queue_of(r.id, r.token);
         if (acks.released.count(r.id) && !queue.empty()) ++metrics_.queue(queue).released;
-        Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
+        if (Verbose())
+            Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
         EraseJob(r.id, r.token);
     }
     TimePoint now = EventLoop::Now();
