@@ -239,3 +239,26 @@ SELECT jobq.enqueue('direct', '{"n": "needs a result"}') AS nn \gset
 SELECT lease_token AS nnt FROM jobq.claim('{direct}', 'wd', 1) \gset
 SELECT count(*) FROM jobq.complete(ARRAY[:nn]::bigint[], ARRAY[:nnt]::bigint[]);
 ROLLBACK;
+-- complete of nearby ids walks their key range once instead of looking
+-- each up: the same outcome. Only the caller's held jobs complete (not
+-- another runner's, not a waiting job), a repeated id once, each with its
+-- own entry's result, and the ids come back in the caller's order.
+SELECT jobq.create_queue('dense');
+SELECT count(*) FROM jobq.enqueue_many('dense',
+    (SELECT array_agg(jsonb_build_object('n', g)) FROM generate_series(1, 20) g));
+CREATE TEMP TABLE dense_a AS SELECT id, lease_token FROM jobq.claim('{dense}', 'wa', 12);
+CREATE TEMP TABLE dense_b AS SELECT id, lease_token FROM jobq.claim('{dense}', 'wb', 4);
+SELECT min(id) AS a1, min(lease_token) AS ta FROM dense_a \gset
+SELECT min(id) AS b1 FROM dense_b \gset
+SELECT max(id) AS w1 FROM jobq.job WHERE queue = 'dense' AND state <> 'running' \gset
+CREATE TEMP TABLE dense_args AS
+SELECT ARRAY[:a1, :b1, :w1] || array_agg(id ORDER BY id DESC) AS ids,
+       ARRAY[:ta + 1, :ta, :ta] || array_agg(lease_token ORDER BY id DESC) AS tokens,
+       ARRAY['{"wrong": true}', NULL, NULL]::jsonb[]
+           || array_agg(jsonb_build_object('id', id) ORDER BY id DESC) AS results
+FROM dense_a;
+SELECT array_agg(c) = (SELECT array_agg(id ORDER BY id DESC) FROM dense_a) AS callers_order
+FROM dense_args, jobq.complete(ids, tokens, results) c;
+SELECT count(*) AS archived, count(*) FILTER (WHERE result = jsonb_build_object('id', id)) AS own_result
+FROM jobq.archive WHERE queue = 'dense';
+SELECT state, worker, count(*) FROM jobq.job WHERE queue = 'dense' GROUP BY 1, 2 ORDER BY 1, 2;
