@@ -13,7 +13,7 @@
 # figure, ceiling, ratio, target) and writes bench/results/<date>-<commit>.json.
 # A workload whose component is missing reports "n/a (reason)"; every wait is
 # bounded; network only on 127.0.0.1. Environment knobs: BENCH_KEEP=1 keeps
-# the work directory (cluster, logs); BENCH_W3_CONCURRENCY (default 1000);
+# the work directory (cluster, logs); BENCH_W3_CONCURRENCY (default 2000);
 # BENCH_W5X_RATE (offered jobs/s, default 1000). The runner measured is this
 # checkout's runner/build/jobq-runner when built (else jobq-runner on PATH).
 set -uo pipefail
@@ -43,11 +43,14 @@ else
     W5X_CLEAN=60 W5X_PIN=120 W6_JOBS=10000 W7_SECS=10
 fi
 REPS=$((QUICK ? 1 : 3))  # W1, W2, W7: jobq and ceiling alternate REPS times; medians. W3: REPS ceiling runs
-W3_CONC=${BENCH_W3_CONCURRENCY:-1000}
+# Twice the runner's claim_batch (1000): the work connection claims the next
+# batch while the last one's handlers run, as docs/runner.md advises for
+# short jobs. At 1000 each claim waits for the last batch's handlers to end.
+W3_CONC=${BENCH_W3_CONCURRENCY:-2000}
 W5X_RATE=${BENCH_W5X_RATE:-1000}
 # ONLY: workload ids separated by spaces or commas (case-insensitive). W3 brings
 # W5 and the W3 profile with it (W5 is measured on W3's drains).
-WORKLOADS="W1 W2 W3 W3s W4 W4s W5 W5x W6 W7"
+WORKLOADS="W1 W2 W3 W3s W4 W4h W4s W5 W5x W6 W7"
 ONLY=$(tr ',a-z' ' A-Z' <<<"${ONLY:-}" | xargs)
 for id in $ONLY; do
     [[ " ${WORKLOADS^^} " == *" $id "* ]] || { echo "bench: ONLY: unknown workload $id (known: $WORKLOADS)" >&2; exit 2; }
@@ -240,7 +243,7 @@ CREATE TABLE raw.job (LIKE jobq.job INCLUDING DEFAULTS);
 CREATE SEQUENCE raw.job_id_seq OWNED BY raw.job.id;
 ALTER TABLE raw.job ALTER id SET DEFAULT nextval('raw.job_id_seq'), ADD PRIMARY KEY (id);
 CREATE INDEX raw_job_claim_idx ON raw.job (queue, priority, run_at, id) WHERE state <> 'running';
-SELECT count(jobq.create_queue(q)) FROM unnest(ARRAY['w1','w2','w3','w4','w4s','w5x','w6','w7']) AS q;
+SELECT count(jobq.create_queue(q)) FROM unnest(ARRAY['w1','w2','w3','w4','w4h','w4s','w5x','w6','w7']) AS q;
 SQL
 
 payload_sql() {  # SQL expression of the ~100-byte payload for integer expression $1
@@ -449,7 +452,7 @@ elif [[ -z $RUNNER ]]; then
     result W3 "n/a (jobq-runner not built: make runner)" "" n/a ">= 1.5"
     result W5 "n/a (needs W3)" "" n/a "flat"
 else
-    log "W3 drain: $W3_JOBS jobs x $W3_REPEAT runs, jobq-runner noop, concurrency $W3_CONC"
+    log "W3 drain: $W3_JOBS jobs x $W3_REPEAT runs, jobq-runner noop, concurrency $W3_CONC, claim_batch 1000"
     reset_tables
     ((HAVE_PGSS)) && set_conf pg_stat_statements.track all
     for ((run = 1; run <= W3_REPEAT; run++)); do
@@ -598,9 +601,9 @@ fi
 W3_PROFILE="n/a (runner not built)"
 selected W3 || W3_PROFILE=""
 if [[ -n $RUNNER ]] && selected W3; then
-    log "W3 profile: auto_explain (ANALYZE, BUFFERS, WAL) of the runner's drain, $((W3_CONC * 10)) jobs"
+    log "W3 profile: auto_explain (ANALYZE, BUFFERS, WAL) of the runner's drain, 10000 jobs"
     reset_tables
-    preload_jobq w3 $((W3_CONC * 10))
+    preload_jobq w3 10000
     q "VACUUM ANALYZE jobq.job" >/dev/null
     for setting in "session_preload_libraries = 'auto_explain'" "auto_explain.log_min_duration = 0" \
         "auto_explain.log_analyze = on" "auto_explain.log_buffers = on" "auto_explain.log_wal = on" \
@@ -793,6 +796,52 @@ concurrency = 100"
     reset_tables
 fi
 
+# ================================================================ W4h
+# W4's latency with the http handler: commit ack -> the request at a local
+# HTTP server (a webhook handler's start), so no process spawn in between.
+if ! selected W4h; then
+    :
+elif [[ -z $RUNNER || ! -x $TOOLS/slow_httpd || ! -x $TOOLS/producer ]]; then
+    result W4h "n/a (runner, HTTP server or producer missing)" "" "" "p50 <= 1, p99 <= 3 ms"
+else
+    log "W4h latency, http handler: $W4_RATE jobs/s for ${W4_SECS}s"
+    HSTAMPS=$WORK/w4h_stamps.txt
+    : >"$HSTAMPS"
+    "$TOOLS/slow_httpd" 0 0 "$WORK/w4h.port" "$HSTAMPS" 2>"$WORK/w4h_httpd.log" &
+    W4H_HTTPD=$!
+    PIDS+=("$W4H_HTTPD")
+    for _ in $(seq 1 50); do [[ -s $WORK/w4h.port ]] && break; sleep 0.1; done
+    HPORT=$(cat "$WORK/w4h.port" 2>/dev/null)
+    if [[ -z $HPORT ]]; then
+        result W4h "n/a (HTTP server did not start)" "" "" "p50 <= 1, p99 <= 3 ms"
+    elif start_runner w4h "[queues.w4h]
+handler = \"http\"
+url = \"http://127.0.0.1:$HPORT/hook\"
+secret = \"bench-secret\"
+concurrency = 100"; then
+        sleep 1
+        CONNINFO="host=$PGD port=$PORT dbname=$DB user=postgres"
+        timeout $((W4_SECS + 60)) "$TOOLS/producer" latency "$CONNINFO" w4h "$W4_RATE" "$W4_SECS" "$WORK/w4h_commits.txt" "$WORK/w4h_notify.txt"
+        nh=$(wc -l <"$WORK/w4h_commits.txt")
+        wait_until 30 "SELECT count(*) >= $nh FROM jobq.archive WHERE queue = 'w4h'" || log "W4h: not every job finished in 30 s"
+        stop_pid "$RUNNER_PID"
+        awk 'NR == FNR { c[$1] = $2; next } ($1 in c) { printf "%.3f\n", ($2 - c[$1]) / 1e6 }' \
+            "$WORK/w4h_commits.txt" "$HSTAMPS" >"$WORK/w4h_ms.txt"
+        read -r h50 h95 h99 hmax hn <<<"$(percentiles "$WORK/w4h_ms.txt")"
+        if ((hn > 0)); then
+            result W4h "p50 $h50 / p95 $h95 / p99 $h99 / max $hmax ms" "" "" "p50 <= 1, p99 <= 3 ms" \
+                "$hn of $nh jobs; commit ack -> the webhook request at a local HTTP server (http handler, keep-alive connections)"
+            extra w4h_ms "{\"p50\": $h50, \"p95\": $h95, \"p99\": $h99, \"max\": $hmax, \"n\": $hn}"
+        else
+            result W4h "n/a (no request recorded)" "" "" "p50 <= 1, p99 <= 3 ms"
+        fi
+    else
+        result W4h "n/a (runner failed to start with the http handler)" "" "" "p50 <= 1, p99 <= 3 ms"
+    fi
+    stop_pid "$W4H_HTTPD" 5
+    reset_tables
+fi
+
 # ================================================================ W6
 if ! selected W6; then
     :
@@ -869,7 +918,7 @@ MODE=$([[ $QUICK == 1 ]] && echo quick || echo full)
     fi
     if [[ -n $W3_PROFILE ]]; then
         echo
-        echo "W3 profile (auto_explain in the runner's session, batch $W3_CONC; durations include ANALYZE timing):"
+        echo "W3 profile (auto_explain in the runner's session, concurrency $W3_CONC, claim_batch 1000; durations include ANALYZE timing):"
         cut -c1-200 <<<"$W3_PROFILE" | grep -v '^\s*$' | sed 's/^/  /'
     fi
 } | tee "$WORK/report.txt"

@@ -1,13 +1,17 @@
-// slow_httpd: a loopback HTTP/1.1 server for benchmark W6. Every request
-// (headers plus a Content-Length body) is answered "200 ok" after a fixed
-// delay; connections are kept alive. One thread, epoll, no dependencies.
+// slow_httpd: a loopback HTTP/1.1 server for benchmarks W6 and W4h. Every
+// request (headers plus a Content-Length body) is answered "200 ok" after a
+// fixed delay; connections are kept alive. One thread, epoll, no
+// dependencies.
 //
-//   slow_httpd PORT DELAY_MS [PORT_FILE]
+//   slow_httpd PORT DELAY_MS [PORT_FILE [STAMP_FILE]]
 //
 // PORT 0 picks a free port; the port actually bound is written to PORT_FILE
-// (or stdout). Listens on 127.0.0.1 only. Exits on SIGTERM/SIGINT, printing
-// to stderr "requests N first_ns F last_ns L": the wall-clock times
-// (CLOCK_REALTIME) the first and the last request arrived.
+// (or stdout). Listens on 127.0.0.1 only. With STAMP_FILE, each request whose
+// webhook-id header is jobq-runner's "job_<id>" appends "<id> <ns>" there:
+// the wall-clock time (CLOCK_REALTIME, the clock the producer and Postgres
+// use) the request arrived, i.e. the handler's start. Exits on
+// SIGTERM/SIGINT, printing to stderr "requests N first_ns F last_ns L": the
+// wall-clock times the first and the last request arrived.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,6 +41,7 @@ struct Conn {
     std::string out;
     size_t out_off = 0;
     int pending = 0;  // requests parsed, answer not yet due
+    bool stamped = false;  // the request being read has been stamped
 };
 
 struct Due {
@@ -61,7 +66,7 @@ const char kReply[] =
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: slow_httpd PORT DELAY_MS [PORT_FILE]\n");
+        std::fprintf(stderr, "usage: slow_httpd PORT DELAY_MS [PORT_FILE [STAMP_FILE]]\n");
         return 2;
     }
     int port = std::atoi(argv[1]);
@@ -97,6 +102,15 @@ int main(int argc, char **argv) {
     } else {
         std::printf("%d\n", bound);
         std::fflush(stdout);
+    }
+
+    int stamp_fd = -1;
+    if (argc > 4) {
+        stamp_fd = open(argv[4], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (stamp_fd < 0) {
+            std::perror("slow_httpd: stamp file");
+            return 1;
+        }
     }
 
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -143,14 +157,25 @@ int main(int argc, char **argv) {
             size_t end = c.in.find("\r\n\r\n");
             if (end == std::string::npos) return;
             size_t body = 0;
+            long long job = -1;
             for (size_t p = 0; p < end;) {
                 size_t eol = c.in.find("\r\n", p);
                 if (eol == std::string::npos || eol > end) eol = end;
                 if (eol - p > 15 && strncasecmp(c.in.data() + p, "content-length:", 15) == 0)
                     body = std::strtoul(c.in.c_str() + p + 15, nullptr, 10);
+                if (eol - p > 15 && strncasecmp(c.in.data() + p, "webhook-id: job_", 16) == 0)
+                    job = std::strtoll(c.in.c_str() + p + 16, nullptr, 10);
                 p = eol + 2;
             }
+            if (stamp_fd >= 0 && job >= 0 && !c.stamped) {
+                // At the headers: the body (the job document) is the handler's input.
+                char line[64];
+                int n = std::snprintf(line, sizeof line, "%lld %lld\n", job, WallNs());
+                if (write(stamp_fd, line, static_cast<size_t>(n)) != n) std::perror("slow_httpd: stamp");
+                c.stamped = true;
+            }
             if (c.in.size() < end + 4 + body) return;
+            c.stamped = false;
             c.in.erase(0, end + 4 + body);
             c.pending++;
             requests++;
