@@ -305,6 +305,16 @@ TOML
         return 1
     fi
 }
+# start_httpd NAME DELAY_MS [STAMP_FILE]: slow_httpd in the background (its
+# port in $WORK/NAME.port, its stderr in $WORK/NAME.log); sets HTTPD_PID, and
+# HPORT, empty if it did not start within 5 s.
+start_httpd() {
+    "$TOOLS/slow_httpd" 0 "$2" "$WORK/$1.port" ${3:+"$3"} 2>"$WORK/$1.log" &
+    HTTPD_PID=$!
+    PIDS+=("$HTTPD_PID")
+    for _ in $(seq 1 50); do [[ -s $WORK/$1.port ]] && break; sleep 0.1; done
+    HPORT=$(cat "$WORK/$1.port" 2>/dev/null)
+}
 # wait_until SECONDS SQL: polls (4/s) until SQL returns t; 1 on timeout.
 wait_until() {
     local bound=$1 sql=$2 deadline
@@ -807,11 +817,7 @@ else
     log "W4h latency, http handler: $W4_RATE jobs/s for ${W4_SECS}s"
     HSTAMPS=$WORK/w4h_stamps.txt
     : >"$HSTAMPS"
-    "$TOOLS/slow_httpd" 0 0 "$WORK/w4h.port" "$HSTAMPS" 2>"$WORK/w4h_httpd.log" &
-    W4H_HTTPD=$!
-    PIDS+=("$W4H_HTTPD")
-    for _ in $(seq 1 50); do [[ -s $WORK/w4h.port ]] && break; sleep 0.1; done
-    HPORT=$(cat "$WORK/w4h.port" 2>/dev/null)
+    start_httpd w4h_httpd 0 "$HSTAMPS"
     if [[ -z $HPORT ]]; then
         result W4h "n/a (HTTP server did not start)" "" "" "p50 <= 1, p99 <= 3 ms"
     elif start_runner w4h "[queues.w4h]
@@ -838,7 +844,7 @@ concurrency = 100"; then
     else
         result W4h "n/a (runner failed to start with the http handler)" "" "" "p50 <= 1, p99 <= 3 ms"
     fi
-    stop_pid "$W4H_HTTPD" 5
+    stop_pid "$HTTPD_PID" 5
     reset_tables
 fi
 
@@ -849,11 +855,7 @@ elif [[ -z $RUNNER || ! -x $TOOLS/slow_httpd ]]; then
     result W6 "n/a (runner or HTTP server missing)" "" "" "<= 1.5 s, <= 200 MB"
 else
     log "W6 in flight: $W6_JOBS http jobs answered after 1 s, concurrency $W6_JOBS"
-    "$TOOLS/slow_httpd" 0 1000 "$WORK/httpd.port" 2>"$WORK/httpd.log" &
-    HTTPD_PID=$!
-    PIDS+=("$HTTPD_PID")
-    for _ in $(seq 1 50); do [[ -s $WORK/httpd.port ]] && break; sleep 0.1; done
-    HPORT=$(cat "$WORK/httpd.port" 2>/dev/null)
+    start_httpd httpd 1000
     if [[ -z $HPORT ]]; then
         result W6 "n/a (HTTP server did not start)" "" "" "<= 1.5 s, <= 200 MB"
     elif start_runner w6 "[queues.w6]
