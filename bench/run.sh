@@ -315,6 +315,12 @@ start_httpd() {
     for _ in $(seq 1 50); do [[ -s $WORK/$1.port ]] && break; sleep 0.1; done
     HPORT=$(cat "$WORK/$1.port" 2>/dev/null)
 }
+# http_queue QUEUE CONCURRENCY: the runner's table for an http queue posting
+# to the slow_httpd on $HPORT.
+http_queue() {
+    printf '[queues.%s]\nhandler = "http"\nurl = "http://127.0.0.1:%s/hook"\nsecret = "bench-secret"\nconcurrency = %s' \
+        "$1" "$HPORT" "$2"
+}
 # wait_until SECONDS SQL: polls (4/s) until SQL returns t; 1 on timeout.
 wait_until() {
     local bound=$1 sql=$2 deadline
@@ -820,11 +826,7 @@ else
     start_httpd w4h_httpd 0 "$HSTAMPS"
     if [[ -z $HPORT ]]; then
         result W4h "n/a (HTTP server did not start)" "" "" "p50 <= 1, p99 <= 3 ms"
-    elif start_runner w4h "[queues.w4h]
-handler = \"http\"
-url = \"http://127.0.0.1:$HPORT/hook\"
-secret = \"bench-secret\"
-concurrency = 100"; then
+    elif start_runner w4h "$(http_queue w4h 100)"; then
         sleep 1
         CONNINFO="host=$PGD port=$PORT dbname=$DB user=postgres"
         timeout $((W4_SECS + 60)) "$TOOLS/producer" latency "$CONNINFO" w4h "$W4_RATE" "$W4_SECS" "$WORK/w4h_commits.txt" "$WORK/w4h_notify.txt"
@@ -858,11 +860,7 @@ else
     start_httpd httpd 1000
     if [[ -z $HPORT ]]; then
         result W6 "n/a (HTTP server did not start)" "" "" "<= 1.5 s, <= 200 MB"
-    elif start_runner w6 "[queues.w6]
-handler = \"http\"
-url = \"http://127.0.0.1:$HPORT/hook\"
-secret = \"bench-secret\"
-concurrency = $W6_JOBS
+    elif start_runner w6 "$(http_queue w6 "$W6_JOBS")
 timeout = \"30s\""; then
         sleep 1
         t0=$(now_ns)
