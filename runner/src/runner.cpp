@@ -407,7 +407,7 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
          {"round_trip",
           fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
     std::unordered_map<std::string, int> got;
-    std::vector<int64_t> to_start;
+    std::vector<std::pair<int64_t, QueueState *>> to_start;
     to_start.reserve(static_cast<size_t>(rows));
     for (int i = 0; i < rows; ++i) {
         ClaimedJob c;
@@ -446,7 +446,7 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});
             continue;
         }
-        to_start.push_back(id);
+        to_start.emplace_back(id, queue);
         queue->starting++;
     }
     for (const ClaimRequest &r : requests) {
@@ -460,11 +460,10 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
     // and their bookkeeping take a while), so the database works on it
     // meanwhile; the jobs not yet started count against capacity.
     SendNext();
-    for (int64_t id : to_start) {
+    for (auto [id, queue] : to_start) {
+        queue->starting--;
         auto it = jobs_.find(id);
-        if (it == jobs_.end()) continue;  // cannot happen: nothing ran in between
-        it->second.queue->starting--;
-        StartHandler(it->second);
+        if (it != jobs_.end()) StartHandler(it->second);  // always: nothing ran in between
     }
     SendNext();  // releases of jobs whose lease ran out before they started
 }
