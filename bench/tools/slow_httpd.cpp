@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
                 if (eol == std::string::npos || eol > end) eol = end;
                 if (eol - p > 15 && strncasecmp(c.in.data() + p, "content-length:", 15) == 0)
                     body = std::strtoul(c.in.c_str() + p + 15, nullptr, 10);
-                if (eol - p > 15 && strncasecmp(c.in.data() + p, "webhook-id: job_", 16) == 0)
+                if (eol - p > 16 && strncasecmp(c.in.data() + p, "webhook-id: job_", 16) == 0)
                     job = std::strtoll(c.in.c_str() + p + 16, nullptr, 10);
                 p = eol + 2;
             }
