@@ -234,6 +234,14 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
     for (int i = 0; i < n; ++i) by_id[i] = IdEntry{ids[i], i};
     qsort(by_id, n, sizeof(IdEntry), CompareIdEntries);
 
+    // With the job of by_id[first].id in job_slot: its entries in order
+    // until one holds it.
+    auto complete_entries = [&](int first) {
+        for (int k = first; k < n && by_id[k].id == by_id[first].id; ++k) {
+            if (complete_one(by_id[k].position)) return;
+        }
+    };
+
     if (n > 0 && IdsAreDense(by_id, n)) {
         // One walk of the key range instead of a descent per id: a batch
         // claimed together has nearly consecutive ids.
@@ -247,20 +255,18 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
         while (index_getnext_slot(scan, ForwardScanDirection, job_slot)) {
             bool isnull;
             int64 id = DatumGetInt64(slot_getattr(job_slot, id_index + 1, &isnull));
-            for (int k = FirstEntryOf(by_id, n, id); k < n && by_id[k].id == id; ++k) {
-                if (complete_one(by_id[k].position)) break;
-            }
+            int first = FirstEntryOf(by_id, n, id);
+            if (first < n && by_id[first].id == id) complete_entries(first);
         }
         index_endscan(scan);
     } else {
         IndexScanDesc scan = index_beginscan(job, pkey, snapshot, 1, 0);
         for (int k = 0; k < n; ++k) {
-            if (k > 0 && by_id[k].id == by_id[k - 1].id && done[by_id[k - 1].position]) continue;
+            if (k > 0 && by_id[k].id == by_id[k - 1].id) continue;  // tried with the first
             ScanKeyData key;
             ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(by_id[k].id));
             index_rescan(scan, &key, 1, nullptr, 0);
-            if (!index_getnext_slot(scan, ForwardScanDirection, job_slot)) continue;
-            complete_one(by_id[k].position);
+            if (index_getnext_slot(scan, ForwardScanDirection, job_slot)) complete_entries(k);
         }
         index_endscan(scan);
     }
