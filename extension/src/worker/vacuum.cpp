@@ -1,6 +1,7 @@
 // Hot-table vacuum: the database worker starts a short-lived "jobq vacuum"
 // process that runs VACUUM (SKIP_LOCKED) jobq.job once the table's dead
-// tuples have grown by jobq.vacuum_threshold since the last such vacuum.
+// tuples have grown by jobq.vacuum_threshold since the last such vacuum, or
+// by 1,000 and then stopped growing (a burst has ended).
 //
 // Why not leave it to autovacuum: every job leaves two dead tuples in
 // jobq.job (the claim's old version and the settled row, moved to the
@@ -16,9 +17,20 @@
 // xmin nothing can be removed, and the worker must not start a useless
 // vacuum every second.
 //
+// Index pages: a vacuum that empties B-tree pages deletes them, but a
+// deleted page can be reused only once no transaction that began before
+// its deletion is left, and nbtree checks that against transaction ids.
+// After a burst has drained, nothing consumes ids, so the vacuum that
+// cleans up after it leaves every page it deleted pending, and the next
+// burst grows the indexes instead of reusing them (BENCHMARKS.md W5: twice
+// the size after the second burst). When a vacuum leaves enough pages
+// pending for nbtree to scan for them (over 5% of an index), the process
+// takes one transaction id and vacuums once more, which hands them out.
+//
 // Error policy: see tx.h. An ERROR in the vacuum process ends it (it is
 // started again at the next threshold crossing); the check is a unit of the
 // database worker.
+#include <algorithm>
 #include <cstring>
 
 #include "worker/control.h"
@@ -27,22 +39,33 @@
 #include "worker/tx.h"
 
 extern "C" {
+#include "access/nbtree.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 }
 
 namespace jobq::worker {
 
 constexpr const char *kVacuumSql = "VACUUM (SKIP_LOCKED) jobq.job";
+// Dead tuples beyond the baseline that start a vacuum once they have not
+// grown for kQuietChecks checks (one a second).
+constexpr int64 kSettledDead = 1000;
+constexpr int kQuietChecks = 2;
 constexpr const char *kDeadTuplesSql =
     "SELECT pg_catalog.pg_stat_get_dead_tuples(c.oid) FROM pg_catalog.pg_class c "
     "WHERE c.oid = pg_catalog.to_regclass('jobq.job')";
@@ -54,6 +77,8 @@ struct VacuumState {
     BackgroundWorkerHandle *handle;  // the running or last vacuum process
     bool running;                    // handle's process had not stopped at the last check
     int64 baseline_dead;             // dead tuples the last vacuum left (0 at start)
+    int64 last_dead;                 // dead tuples at the previous check
+    int quiet_checks;                // checks in a row that saw last_dead again
     bool warned;                     // about max_worker_processes, once until a start succeeds
 } vs;
 
@@ -86,6 +111,56 @@ void OnVacuumExit(int, Datum) {
     LWLockRelease(shared->lock);
 }
 
+// Runs kVacuumSql. vacuum() allocates under PortalContext and runs one
+// transaction per relation itself; it expects to be called inside a started
+// transaction (as exec_simple_query does) and leaves one open for the caller.
+void RunVacuum() {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    pgstat_report_activity(STATE_RUNNING, kVacuumSql);
+    MemoryContext old = MemoryContextSwitchTo(PortalContext);
+    List *trees = pg_parse_query(kVacuumSql);
+    RawStmt *raw = linitial_node(RawStmt, trees);
+    ParseState *pstate = make_parsestate(nullptr);
+    pstate->p_sourcetext = kVacuumSql;
+    MemoryContextSwitchTo(old);
+    ExecVacuum(pstate, castNode(VacuumStmt, raw->stmt), true);
+    CommitTransactionCommand();
+    MemoryContextReset(PortalContext);
+}
+
+// Whether a B-tree index of jobq.job has deleted pages its last vacuum
+// could not yet recycle, enough that nbtree scans for them at the next
+// vacuum (_bt_vacuum_needs_cleanup: over 5% of the index). Inside a
+// transaction.
+bool IndexPagesAwaitRecycling() {
+    Oid ns = get_namespace_oid("jobq", true);
+    Oid relid = OidIsValid(ns) ? get_relname_relid("job", ns) : InvalidOid;
+    if (!OidIsValid(relid)) return false;
+    Relation job = table_open(relid, AccessShareLock);
+    List *indexes = RelationGetIndexList(job);
+    bool pending = false;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Relation index = index_open(lfirst_oid(lc), AccessShareLock);
+        BlockNumber blocks = RelationGetNumberOfBlocks(index);
+        if (index->rd_rel->relam == BTREE_AM_OID && blocks > BTREE_METAPAGE) {
+            Buffer buf = ReadBuffer(index, BTREE_METAPAGE);
+            LockBuffer(buf, BUFFER_LOCK_SHARE);
+            BTMetaPageData *meta = BTPageGetMeta(BufferGetPage(buf));
+            if (meta->btm_magic == BTREE_MAGIC && meta->btm_version >= BTREE_NOVAC_VERSION &&
+                meta->btm_last_cleanup_num_delpages > 0 &&
+                meta->btm_last_cleanup_num_delpages > blocks / 20)
+                pending = true;
+            UnlockReleaseBuffer(buf);
+        }
+        index_close(index, AccessShareLock);
+    }
+    list_free(indexes);
+    table_close(job, AccessShareLock);
+    return pending;
+}
+
 }  // namespace
 
 void UnitVacuumCheck(void *arg) {
@@ -109,12 +184,23 @@ void UnitVacuumCheck(void *arg) {
     if (isnull) return;
     // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
     if (dead < vs.baseline_dead) vs.baseline_dead = dead;
-    if (dead - vs.baseline_dead < vacuum_threshold) return;
+    int64 growth = dead - vs.baseline_dead;
+    // A burst that has ended: what its tail left below the threshold would
+    // wait for the next burst, which would then extend the table and its
+    // indexes instead of reusing their space. Two quiet checks, not one:
+    // a busy backend reports its dead tuples only once a second, so one
+    // check can see no change in the middle of a burst.
+    vs.quiet_checks = dead == vs.last_dead ? vs.quiet_checks + 1 : 0;
+    vs.last_dead = dead;
+    bool settled = vs.quiet_checks >= kQuietChecks &&
+                   growth >= std::min<int64>(kSettledDead, vacuum_threshold);
+    if (growth < vacuum_threshold && !settled) return;
     ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples",
                             static_cast<long long>(dead))));
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     slot->vacuum_left_dead = -1;
     LWLockRelease(shared->lock);
+    vs.quiet_checks = 0;
     vs.running = StartVacuumProcess(*static_cast<int *>(arg));
 }
 
@@ -147,22 +233,17 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     pgstat_report_appname("jobq vacuum");
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
-    // vacuum() allocates under PortalContext and runs one transaction per
-    // relation itself; it expects to be called inside a started transaction
-    // (as exec_simple_query does) and leaves one open for the caller.
     PortalContext = AllocSetContextCreate(TopMemoryContext, "jobq vacuum", ALLOCSET_DEFAULT_SIZES);
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    using jobq::worker::kVacuumSql;
-    pgstat_report_activity(STATE_RUNNING, kVacuumSql);
-    MemoryContext old = MemoryContextSwitchTo(PortalContext);
-    List *trees = pg_parse_query(kVacuumSql);
-    RawStmt *raw = linitial_node(RawStmt, trees);
-    ParseState *pstate = make_parsestate(nullptr);
-    pstate->p_sourcetext = kVacuumSql;
-    MemoryContextSwitchTo(old);
-    ExecVacuum(pstate, castNode(VacuumStmt, raw->stmt), true);
-    CommitTransactionCommand();
+    jobq::worker::RunVacuum();
+    (void)jobq::worker::BeginWork("jobq: vacuum done");
+    bool again = jobq::worker::IndexPagesAwaitRecycling();
+    // The id: committed, it moves the horizon past the pages just deleted.
+    if (again) (void)GetTopTransactionId();
+    jobq::worker::EndWork();
+    if (again) {
+        ereport(DEBUG1, (errmsg("jobq vacuum runs again to recycle deleted index pages")));
+        jobq::worker::RunVacuum();
+    }
 
     // What the vacuum could not remove (a pinned xmin) is the database
     // worker's new baseline: it waits for real growth before the next one.
