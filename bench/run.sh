@@ -461,7 +461,7 @@ w5_bytes() { q "SELECT pg_relation_size('jobq.job') + pg_indexes_size('jobq.job'
 
 W3_RUNS=()
 W3_CUSTOM=""
-W3_PG_CPU="" W3_RUNNER_CPU="" W3_CALLS="" W3_WAL="" W3_TOP=""
+W3_PG_CPU="" W3_RUNNER_CPU="" W3_RUNNER_HWM="" W3_CALLS="" W3_WAL="" W3_TOP=""
 W5_AFTER1="" W5_AFTERN="" W5_B1="" W5_BN=""
 if ! selected W3 W5; then
     :
@@ -532,6 +532,7 @@ concurrency = $W3_CONC" || break
         fi
         pg1=$(pg_ticks)
         rt=$(proc_ticks "$RUNNER_PID")
+        ((run == 1)) && W3_RUNNER_HWM=$(rss_hwm_mb "$RUNNER_PID")
         lsn1=$(q "SELECT pg_current_wal_lsn()")
         stop_pid "$RUNNER_PID"
         rate=$(q "SELECT round(count(*) / extract(epoch FROM max(finished_at) - min(attempted_at)))
@@ -597,7 +598,7 @@ concurrency = $W3_CONC"; then
         W3_J=$(median "${W3_RUNS[@]}")
         tot=$(awk -v a="$W3_PG_CPU" -v b="$W3_RUNNER_CPU" 'BEGIN { print a + b }')
         result W3 "$W3_J jobs/s" "${W3_C:-n/a} jobs/s" "$(ratio "$W3_J" "${W3_C:-0}")" ">= 1.5" \
-            "CPU postgres ${W3_PG_CPU}s / runner ${W3_RUNNER_CPU}s ($(ratio "$W3_PG_CPU" "$tot") / $(ratio "$W3_RUNNER_CPU" "$tot")), postgres $(awk -v c="$W3_PG_CPU" -v n="$W3_JOBS" 'BEGIN { printf "%.0f", c * 1e6 / n }') us/job (ceiling ${W3_CCPU_US:-n/a} us/job); WAL ${W3_WAL} B/job (ceiling ${W3_CWAL}); pgss top-level calls/job ${W3_CALLS:-n/a}; drains ${W3_RUNS[*]}, ceiling runs ${W3_CRUNS[*]}; diagnostic with plan_cache_mode = force_custom_plan for the runner role ${W3_CUSTOM:-n/a} jobs/s; at-most-once DELETE ceiling ${W3_AMO:-n/a} jobs/s"
+            "CPU postgres ${W3_PG_CPU}s / runner ${W3_RUNNER_CPU}s ($(ratio "$W3_PG_CPU" "$tot") / $(ratio "$W3_RUNNER_CPU" "$tot")), runner peak RSS ${W3_RUNNER_HWM:-n/a} MB, postgres $(awk -v c="$W3_PG_CPU" -v n="$W3_JOBS" 'BEGIN { printf "%.0f", c * 1e6 / n }') us/job (ceiling ${W3_CCPU_US:-n/a} us/job); WAL ${W3_WAL} B/job (ceiling ${W3_CWAL}); pgss top-level calls/job ${W3_CALLS:-n/a}; drains ${W3_RUNS[*]}, ceiling runs ${W3_CRUNS[*]}; diagnostic with plan_cache_mode = force_custom_plan for the runner role ${W3_CUSTOM:-n/a} jobs/s; at-most-once DELETE ceiling ${W3_AMO:-n/a} jobs/s"
         extra w3_runs "[$(IFS=,; echo "${W3_RUNS[*]}")]"
         extra w3_ceiling_runs "[$(IFS=,; echo "${W3_CRUNS[*]}")]"
         extra w3_force_custom_plan "${W3_CUSTOM:-null}"
@@ -606,6 +607,8 @@ concurrency = $W3_CONC"; then
         extra w3_ceiling_wal_bytes_per_job "${W3_CWAL:-null}"
         extra w3_cpu_postgres_s "${W3_PG_CPU:-null}"
         extra w3_cpu_runner_s "${W3_RUNNER_CPU:-null}"
+        [[ $W3_RUNNER_HWM =~ ^[0-9.]+$ ]] || W3_RUNNER_HWM=null
+        extra w3_runner_peak_rss_mb "$W3_RUNNER_HWM"
         extra w3_ceiling_cpu_postgres_us_per_job "${W3_CCPU_US:-null}"
         extra w3_pgss_calls_per_job "${W3_CALLS:-null}"
         extra w3_top_statements "$(json_str "$W3_TOP")"
