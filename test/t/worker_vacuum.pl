@@ -2,7 +2,8 @@
 # the worker starts a "jobq vacuum" process, so bursts of jobs reuse the
 # space of earlier ones instead of growing the table and its indexes
 # (autovacuum is off here, as if its naptime were too long). A smaller burst
-# is vacuumed once it has ended. While a snapshot pins xmin the
+# is vacuumed once it has ended, and index pages another vacuum left
+# pending are recycled. While a snapshot pins xmin the
 # worker does not start a useless vacuum every second; DROP DATABASE stops a
 # running one; with the threshold at 0 it starts none.
 use strict;
@@ -83,6 +84,29 @@ my $small_before = vacuums();
 burst(700);
 ok(wait_for(15, sub { vacuums() > $small_before }), 'a burst below the threshold is vacuumed after it ends');
 wait_for(30, sub { vacuum_processes() == 0 });
+
+# Another vacuum first, as autovacuum can be: a manual VACUUM right after a
+# burst removes its dead tuples and leaves the emptied index pages pending,
+# so no dead-tuple rule fires (the threshold is out of reach here). Once the
+# table is quiet the worker sees the pending pages in the indexes' metapages
+# and vacuums to recycle them, and the next burst reuses them.
+$node->append_conf('postgresql.conf', "jobq.vacuum_threshold = 1000000\n");
+$node->reload;
+sleep(1.5);
+my $idx_before = index_size();
+burst(5000);
+sql('VACUUM jobq.job');
+my $manual = vacuums();
+ok(wait_for(15, sub { vacuums() > $manual && vacuum_processes() == 0 }),
+    'after another vacuum left index pages pending, the worker vacuums to recycle them');
+burst(5000);
+sql('VACUUM jobq.job');
+cmp_ok(index_size(), '<=', 1.1 * $idx_before,
+    sprintf('and the next burst reuses them: %d kB -> %d kB', $idx_before / 1024, index_size() / 1024));
+$node->append_conf('postgresql.conf', "jobq.vacuum_threshold = 2000\n");
+$node->reload;
+wait_for(30, sub { vacuum_processes() == 0 });
+sleep(1.5);
 
 # A pinned snapshot: dead tuples cannot be removed. One vacuum may start;
 # after it the worker waits for new growth instead of retrying every second.

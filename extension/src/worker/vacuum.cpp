@@ -1,7 +1,8 @@
 // Hot-table vacuum: the database worker starts a short-lived "jobq vacuum"
 // process that runs VACUUM (SKIP_LOCKED) jobq.job once the table's dead
 // tuples have grown by jobq.vacuum_threshold since the last such vacuum, or
-// by 1,000 and then stopped growing (a burst has ended).
+// by 1,000 and then stopped growing (a burst has ended), or when the table
+// is quiet and its indexes hold deleted pages waiting to be recycled.
 //
 // Why not leave it to autovacuum: every job leaves two dead tuples in
 // jobq.job (the claim's old version and the settled row, moved to the
@@ -26,6 +27,8 @@
 // the size after the second burst). When a vacuum leaves enough pages
 // pending for nbtree to scan for them (over 5% of an index), the process
 // takes one transaction id and vacuums once more, which hands them out.
+// Pages another vacuum left pending (autovacuum got there first) are seen
+// in the indexes' metapages at the worker's check, which then starts one.
 //
 // Error policy: see tx.h. An ERROR in the vacuum process ends it (it is
 // started again at the next threshold crossing); the check is a unit of the
@@ -79,6 +82,7 @@ struct VacuumState {
     int64 baseline_dead;             // dead tuples the last vacuum left (0 at start)
     int64 last_dead;                 // dead tuples at the previous check
     int quiet_checks;                // checks in a row that saw last_dead again
+    int64 pending_after;             // PendingIndexPages() after our last vacuum (-1: not read yet)
     bool warned;                     // about max_worker_processes, once until a start succeeds
 } vs;
 
@@ -129,30 +133,33 @@ void RunVacuum() {
     MemoryContextReset(PortalContext);
 }
 
-// Whether a B-tree index of jobq.job has deleted pages its last vacuum
-// could not yet recycle, enough that nbtree scans for them at the next
-// vacuum (_bt_vacuum_needs_cleanup: over 5% of the index). Inside a
-// transaction.
-bool IndexPagesAwaitRecycling() {
+// Deleted pages that jobq.job's B-tree indexes wait to recycle, summed over
+// the indexes where they are enough for nbtree to scan for them at the next
+// vacuum (_bt_vacuum_needs_cleanup: over 5% of the index); 0 if there is
+// none. Inside a transaction.
+int64 PendingIndexPages() {
     Oid ns = get_namespace_oid("jobq", true);
     Oid relid = OidIsValid(ns) ? get_relname_relid("job", ns) : InvalidOid;
-    if (!OidIsValid(relid)) return false;
-    Relation job = table_open(relid, AccessShareLock);
+    if (!OidIsValid(relid)) return 0;
+    Relation job = try_table_open(relid, AccessShareLock);  // NULL if dropped meanwhile
+    if (job == nullptr) return 0;
     List *indexes = RelationGetIndexList(job);
-    bool pending = false;
+    int64 pending = 0;
     ListCell *lc;
     foreach (lc, indexes) {
         Relation index = index_open(lfirst_oid(lc), AccessShareLock);
-        BlockNumber blocks = RelationGetNumberOfBlocks(index);
-        if (index->rd_rel->relam == BTREE_AM_OID && blocks > BTREE_METAPAGE) {
-            Buffer buf = ReadBuffer(index, BTREE_METAPAGE);
-            LockBuffer(buf, BUFFER_LOCK_SHARE);
-            BTMetaPageData *meta = BTPageGetMeta(BufferGetPage(buf));
-            if (meta->btm_magic == BTREE_MAGIC && meta->btm_version >= BTREE_NOVAC_VERSION &&
-                meta->btm_last_cleanup_num_delpages > 0 &&
-                meta->btm_last_cleanup_num_delpages > blocks / 20)
-                pending = true;
-            UnlockReleaseBuffer(buf);
+        if (index->rd_rel->relam == BTREE_AM_OID) {
+            BlockNumber blocks = RelationGetNumberOfBlocks(index);
+            if (blocks > BTREE_METAPAGE) {
+                Buffer buf = ReadBuffer(index, BTREE_METAPAGE);
+                LockBuffer(buf, BUFFER_LOCK_SHARE);
+                BTMetaPageData *meta = BTPageGetMeta(BufferGetPage(buf));
+                if (meta->btm_magic == BTREE_MAGIC && meta->btm_version >= BTREE_NOVAC_VERSION &&
+                    meta->btm_last_cleanup_num_delpages > 0 &&
+                    meta->btm_last_cleanup_num_delpages > blocks / 20)
+                    pending += meta->btm_last_cleanup_num_delpages;
+                UnlockReleaseBuffer(buf);
+            }
         }
         index_close(index, AccessShareLock);
     }
@@ -173,6 +180,7 @@ void UnitVacuumCheck(void *arg) {
         int64 left = slot->vacuum_left_dead;
         LWLockRelease(shared->lock);
         if (left >= 0) vs.baseline_dead = left;
+        vs.pending_after = -1;  // the next reading is what it left
     }
     if (!BeginWork("jobq: hot-table vacuum check")) {
         EndWork();
@@ -180,8 +188,10 @@ void UnitVacuumCheck(void *arg) {
     }
     bool isnull = true;
     int64 dead = ExecInt64(kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
+    int64 pending = isnull ? 0 : PendingIndexPages();
     EndWork();
     if (isnull) return;
+    if (vs.pending_after < 0) vs.pending_after = pending;
     // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
     if (dead < vs.baseline_dead) vs.baseline_dead = dead;
     int64 growth = dead - vs.baseline_dead;
@@ -194,9 +204,15 @@ void UnitVacuumCheck(void *arg) {
     vs.last_dead = dead;
     bool settled = vs.quiet_checks >= kQuietChecks &&
                    growth >= std::min<int64>(kSettledDead, vacuum_threshold);
-    if (growth < vacuum_threshold && !settled) return;
-    ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples",
-                            static_cast<long long>(dead))));
+    // Index pages that another vacuum (autovacuum, a manual one) deleted and
+    // left pending: ours takes the transaction id that recycles them. Not
+    // when the count is what our own last vacuum left, which a pinned xmin
+    // can keep pending: no retry every second.
+    bool recycle = vs.quiet_checks >= kQuietChecks && pending > 0 && pending != vs.pending_after;
+    if (growth < vacuum_threshold && !settled && !recycle) return;
+    ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples, "
+                            "%lld index pages to recycle",
+                            static_cast<long long>(dead), static_cast<long long>(pending))));
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     slot->vacuum_left_dead = -1;
     LWLockRelease(shared->lock);
@@ -236,7 +252,7 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     PortalContext = AllocSetContextCreate(TopMemoryContext, "jobq vacuum", ALLOCSET_DEFAULT_SIZES);
     jobq::worker::RunVacuum();
     (void)jobq::worker::BeginWork("jobq: vacuum done");
-    bool again = jobq::worker::IndexPagesAwaitRecycling();
+    bool again = jobq::worker::PendingIndexPages() > 0;
     // The id: committed, it moves the horizon past the pages just deleted.
     if (again) (void)GetTopTransactionId();
     jobq::worker::EndWork();
