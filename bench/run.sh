@@ -48,6 +48,11 @@ W3_CEIL_EVERY=2          # W3: a ceiling run after every 2nd drain (5 in a full 
 # batch while the last one's handlers run, as docs/runner.md advises for
 # short jobs. At 1000 each claim waits for the last batch's handlers to end.
 W3_CONC=${BENCH_W3_CONCURRENCY:-2000}
+# Seconds of quiet before each of W3's drains after the first. 0: the next
+# 100k jobs are enqueued as soon as the last drain ends, before jobq's
+# vacuum has caught up with it (the harder case for W5's indexes).
+W5_GAP=${BENCH_W5_GAP:-0}
+[[ $W5_GAP =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "BENCH_W5_GAP: seconds, e.g. 2 (got '$W5_GAP')" >&2; exit 2; }
 W5X_RATE=${BENCH_W5X_RATE:-1000}
 # ONLY: workload ids separated by spaces or commas (case-insensitive). W3 brings
 # W5 and the W3 profile with it (W5 is measured on W3's drains).
@@ -463,6 +468,7 @@ W3_RUNS=()
 W3_CUSTOM=""
 W3_PG_CPU="" W3_RUNNER_CPU="" W3_RUNNER_HWM="" W3_CALLS="" W3_WAL="" W3_TOP=""
 W5_AFTER1="" W5_AFTERN="" W5_B1="" W5_BN=""
+W5_IDX=()  # index MB after each drain
 if ! selected W3 W5; then
     :
 elif [[ -z $RUNNER ]]; then
@@ -513,9 +519,11 @@ SQL
     }
     log "W3 drain: $W3_JOBS jobs x $W3_REPEAT runs, jobq-runner noop, concurrency $W3_CONC, claim_batch 1000;"
     log "  ceiling (claim 100 by UPDATE + DELETE 100, 8 clients) after every ${W3_CEIL_EVERY}th drain"
+    [[ $W5_GAP != 0 ]] && log "  BENCH_W5_GAP: $W5_GAP s of quiet before each drain after the first"
     reset_tables
     ((HAVE_PGSS)) && set_conf pg_stat_statements.track all
     for ((run = 1; run <= W3_REPEAT; run++)); do
+        ((run > 1)) && sleep "$W5_GAP"
         preload_jobq w3 "$W3_JOBS" || { log "W3 preload failed"; break; }
         if ((run == 1)); then q "VACUUM ANALYZE jobq.job" >/dev/null; else q "ANALYZE jobq.job" >/dev/null; fi
         q "CHECKPOINT" >/dev/null
@@ -539,7 +547,8 @@ concurrency = $W3_CONC" || break
                   FROM jobq.archive WHERE queue = 'w3' AND finished_at > now() - interval '10 minutes'
                     AND id > (SELECT coalesce(max(id), 0) FROM jobq.archive WHERE queue = 'w3') - $W3_JOBS")
         W3_RUNS+=("$rate")
-        log "  run $run: $rate jobs/s; jobq.job indexes $(q "SELECT round(pg_indexes_size('jobq.job') / 1048576.0, 1)") MB"
+        W5_IDX+=("$(q "SELECT round(pg_indexes_size('jobq.job') / 1048576.0, 1)")")
+        log "  run $run: $rate jobs/s; jobq.job indexes ${W5_IDX[-1]} MB"
         if ((run == 1)); then
             W3_PG_CPU=$(awk -v t=$((pg1 - pg0)) -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')
             W3_RUNNER_CPU=$(awk -v t="$rt" -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')
@@ -615,7 +624,9 @@ concurrency = $W3_CONC"; then
         flat="no"
         [[ -n $W5_B1 && -n $W5_BN ]] && ((W5_BN <= W5_B1)) && flat="yes"
         result W5 "after $W3_JOBS: $W5_AFTER1" "" "flat: $flat" "flat" \
-            "after $((W3_JOBS * ${#W3_RUNS[@]})) jobs: $W5_AFTERN"
+            "after $((W3_JOBS * ${#W3_RUNS[@]})) jobs: $W5_AFTERN; indexes after each drain: ${W5_IDX[*]} MB; quiet before each drain: $W5_GAP s"
+        extra w5_index_mb_per_drain "[$(IFS=,; echo "${W5_IDX[*]}")]"
+        extra w5_gap_s "$W5_GAP"
     else
         result W3 "n/a (runner failed; see log)" "${W3_C:-n/a} jobs/s" n/a ">= 1.5"
         result W5 "n/a (needs W3)" "" n/a "flat"
