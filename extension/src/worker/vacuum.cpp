@@ -27,8 +27,9 @@
 // the size after the second burst). When a vacuum leaves enough pages
 // pending for nbtree to scan for them (over 5% of an index), the process
 // takes one transaction id and vacuums once more, which hands them out.
-// Pages another vacuum left pending (autovacuum got there first) are seen
-// in the indexes' metapages at the worker's check, which then starts one.
+// Pages left pending otherwise (autovacuum got there first, or transactions
+// of the drain still ran) are seen in the indexes' metapages at the
+// worker's check, which then starts one.
 //
 // Error policy: see tx.h. An ERROR in the vacuum process ends it (it is
 // started again at the next threshold crossing); the check is a unit of the
@@ -44,6 +45,7 @@
 extern "C" {
 #include "access/nbtree.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
@@ -54,6 +56,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "storage/bufmgr.h"
 #include "storage/ipc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -83,6 +86,7 @@ struct VacuumState {
     int64 last_dead;                 // dead tuples at the previous check
     int quiet_checks;                // checks in a row that saw last_dead again
     int64 pending_after;             // PendingIndexPages() after our last vacuum (-1: not read yet)
+    TransactionId next_xid_after;    // the next transaction id when our last vacuum had ended
     bool warned;                     // about max_worker_processes, once until a start succeeds
 } vs;
 
@@ -181,6 +185,7 @@ void UnitVacuumCheck(void *arg) {
         LWLockRelease(shared->lock);
         if (left >= 0) vs.baseline_dead = left;
         vs.pending_after = -1;  // the next reading is what it left
+        vs.next_xid_after = ReadNextTransactionId();
     }
     if (!BeginWork("jobq: hot-table vacuum check")) {
         EndWork();
@@ -189,6 +194,8 @@ void UnitVacuumCheck(void *arg) {
     bool isnull = true;
     int64 dead = ExecInt64(kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
     int64 pending = isnull ? 0 : PendingIndexPages();
+    // The horizon nbtree checks deleted pages against (shared relations').
+    TransactionId horizon = GetOldestNonRemovableTransactionId(nullptr);
     EndWork();
     if (isnull) return;
     if (vs.pending_after < 0) vs.pending_after = pending;
@@ -204,11 +211,15 @@ void UnitVacuumCheck(void *arg) {
     vs.last_dead = dead;
     bool settled = vs.quiet_checks >= kQuietChecks &&
                    growth >= std::min<int64>(kSettledDead, vacuum_threshold);
-    // Index pages that another vacuum (autovacuum, a manual one) deleted and
-    // left pending: ours takes the transaction id that recycles them. Not
-    // when the count is what our own last vacuum left, which a pinned xmin
-    // can keep pending: no retry every second.
-    bool recycle = vs.quiet_checks >= kQuietChecks && pending > 0 && pending != vs.pending_after;
+    // Index pages left pending, by another vacuum (autovacuum, a manual
+    // one) or by ours while transactions that began before it still ran:
+    // a vacuum now recycles them (taking a transaction id if none has been
+    // taken since). Not while a transaction older than our last vacuum's
+    // end holds the horizon back (a pinned xmin): the pages it left could
+    // not be recycled yet, and the worker must not retry every second.
+    bool horizon_passed = !TransactionIdPrecedes(horizon, vs.next_xid_after);
+    bool recycle = vs.quiet_checks >= kQuietChecks && pending > 0 &&
+                   (pending != vs.pending_after || horizon_passed);
     if (growth < vacuum_threshold && !settled && !recycle) return;
     ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples, "
                             "%lld index pages to recycle",
