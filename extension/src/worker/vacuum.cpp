@@ -184,7 +184,7 @@ void UnitVacuumCheck(void *arg) {
         int64 left = slot->vacuum_left_dead;
         LWLockRelease(shared->lock);
         if (left >= 0) vs.baseline_dead = left;
-        vs.pending_after = -1;  // the next reading is what it left
+        vs.pending_after = -1;  // the next quiet reading is what it left
         vs.next_xid_after = ReadNextTransactionId();
     }
     if (!BeginWork("jobq: hot-table vacuum check")) {
@@ -193,15 +193,10 @@ void UnitVacuumCheck(void *arg) {
     }
     bool isnull = true;
     int64 dead = ExecInt64(kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
-    int64 pending = isnull ? 0 : PendingIndexPages();
-    // The horizon nbtree checks deleted pages against (shared relations').
-    TransactionId horizon = GetOldestNonRemovableTransactionId(nullptr);
-    EndWork();
-    if (isnull) return;
-    if (vs.pending_after < 0) vs.pending_after = pending;
-    // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
-    if (dead < vs.baseline_dead) vs.baseline_dead = dead;
-    int64 growth = dead - vs.baseline_dead;
+    if (isnull) {
+        EndWork();
+        return;
+    }
     // A burst that has ended: what its tail left below the threshold would
     // wait for the next burst, which would then extend the table and its
     // indexes instead of reusing their space. Two quiet checks, not one:
@@ -209,17 +204,29 @@ void UnitVacuumCheck(void *arg) {
     // check can see no change in the middle of a burst.
     vs.quiet_checks = dead == vs.last_dead ? vs.quiet_checks + 1 : 0;
     vs.last_dead = dead;
-    bool settled = vs.quiet_checks >= kQuietChecks &&
-                   growth >= std::min<int64>(kSettledDead, vacuum_threshold);
+    bool quiet = vs.quiet_checks >= kQuietChecks;
+    // Index pages matter only once the table is quiet: no metapage reads
+    // while jobs flow (this loop also announces them).
+    int64 pending = quiet ? PendingIndexPages() : 0;
+    // The horizon nbtree checks deleted pages against (shared relations').
+    TransactionId horizon = quiet ? GetOldestNonRemovableTransactionId(nullptr) : InvalidTransactionId;
+    EndWork();
+    // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
+    if (dead < vs.baseline_dead) vs.baseline_dead = dead;
+    int64 growth = dead - vs.baseline_dead;
+    bool settled = quiet && growth >= std::min<int64>(kSettledDead, vacuum_threshold);
     // Index pages left pending, by another vacuum (autovacuum, a manual
     // one) or by ours while transactions that began before it still ran:
     // a vacuum now recycles them (taking a transaction id if none has been
     // taken since). Not while a transaction older than our last vacuum's
     // end holds the horizon back (a pinned xmin): the pages it left could
     // not be recycled yet, and the worker must not retry every second.
-    bool horizon_passed = !TransactionIdPrecedes(horizon, vs.next_xid_after);
-    bool recycle = vs.quiet_checks >= kQuietChecks && pending > 0 &&
-                   (pending != vs.pending_after || horizon_passed);
+    bool recycle = false;
+    if (quiet) {
+        if (vs.pending_after < 0) vs.pending_after = pending;
+        bool horizon_passed = !TransactionIdPrecedes(horizon, vs.next_xid_after);
+        recycle = pending > 0 && (pending != vs.pending_after || horizon_passed);
+    }
     if (growth < vacuum_threshold && !settled && !recycle) return;
     ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples, "
                             "%lld index pages to recycle",
