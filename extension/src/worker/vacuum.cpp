@@ -26,7 +26,8 @@
 // burst grows the indexes instead of reusing them (BENCHMARKS.md W5: twice
 // the size after the second burst). When a vacuum leaves enough pages
 // pending for nbtree to scan for them (over 5% of an index), the process
-// takes one transaction id and vacuums once more, which hands them out.
+// takes one transaction id, waits briefly for older transactions to end,
+// and vacuums once more, which hands them out.
 // Pages left pending otherwise (autovacuum got there first, or transactions
 // of the drain still ran) are seen in the indexes' metapages at the
 // worker's check, which then starts one.
@@ -72,6 +73,8 @@ constexpr const char *kVacuumSql = "VACUUM (SKIP_LOCKED) jobq.job";
 // grown for kQuietChecks checks (one a second).
 constexpr int64 kSettledDead = 1000;
 constexpr int kQuietChecks = 2;
+// Steps of 10 ms the vacuum process waits for the horizon before its second pass.
+constexpr int kHorizonWaitSteps = 100;
 constexpr const char *kDeadTuplesSql =
     "SELECT pg_catalog.pg_stat_get_dead_tuples(c.oid) FROM pg_catalog.pg_class c "
     "WHERE c.oid = pg_catalog.to_regclass('jobq.job')";
@@ -272,9 +275,20 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     (void)jobq::worker::BeginWork("jobq: vacuum done");
     bool again = jobq::worker::PendingIndexPages() > 0;
     // The id: committed, it moves the horizon past the pages just deleted.
-    if (again) (void)GetTopTransactionId();
+    TransactionId xid = again ? GetTopTransactionId() : InvalidTransactionId;
     jobq::worker::EndWork();
     if (again) {
+        // A transaction that began before the id (a short query somewhere)
+        // still holds the horizon behind it: give such ones up to a second
+        // to end. A longer one leaves the pages to the worker's retry.
+        for (int i = 0; i < jobq::worker::kHorizonWaitSteps; ++i) {
+            StartTransactionCommand();
+            TransactionId horizon = GetOldestNonRemovableTransactionId(nullptr);
+            CommitTransactionCommand();
+            if (TransactionIdFollows(horizon, xid)) break;
+            CHECK_FOR_INTERRUPTS();
+            pg_usleep(10000L);
+        }
         ereport(DEBUG1, (errmsg("jobq vacuum runs again to recycle deleted index pages")));
         jobq::worker::RunVacuum();
     }
