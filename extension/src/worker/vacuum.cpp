@@ -280,17 +280,22 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     if (again) {
         // A transaction that began before the id (a short query somewhere)
         // still holds the horizon behind it: give such ones up to a second
-        // to end. A longer one leaves the pages to the worker's retry.
-        for (int i = 0; i < jobq::worker::kHorizonWaitSteps; ++i) {
+        // to end. A longer one (a pinned xmin) would make the second pass
+        // useless: the pages are left to the worker's retry.
+        bool passed = false;
+        for (int i = 0; i < jobq::worker::kHorizonWaitSteps && !passed; ++i) {
             StartTransactionCommand();
-            TransactionId horizon = GetOldestNonRemovableTransactionId(nullptr);
+            passed = TransactionIdFollows(GetOldestNonRemovableTransactionId(nullptr), xid);
             CommitTransactionCommand();
-            if (TransactionIdFollows(horizon, xid)) break;
-            CHECK_FOR_INTERRUPTS();
-            pg_usleep(10000L);
+            if (!passed) {
+                CHECK_FOR_INTERRUPTS();
+                pg_usleep(10000L);
+            }
         }
-        ereport(DEBUG1, (errmsg("jobq vacuum runs again to recycle deleted index pages")));
-        jobq::worker::RunVacuum();
+        if (passed) {
+            ereport(DEBUG1, (errmsg("jobq vacuum runs again to recycle deleted index pages")));
+            jobq::worker::RunVacuum();
+        }
     }
 
     // What the vacuum could not remove (a pinned xmin) is the database
