@@ -88,7 +88,6 @@ struct VacuumState {
     int64 baseline_dead;             // dead tuples the last vacuum left (0 at start)
     int64 last_dead;                 // dead tuples at the previous check
     int quiet_checks;                // checks in a row that saw last_dead again
-    int64 pending_after;             // PendingIndexPages() after our last vacuum (-1: not read yet)
     TransactionId next_xid_after;    // the next transaction id when our last vacuum had ended
     bool warned;                     // about max_worker_processes, once until a start succeeds
 } vs;
@@ -187,7 +186,6 @@ void UnitVacuumCheck(void *arg) {
         int64 left = slot->vacuum_left_dead;
         LWLockRelease(shared->lock);
         if (left >= 0) vs.baseline_dead = left;
-        vs.pending_after = -1;  // the next quiet reading is what it left
         vs.next_xid_after = ReadNextTransactionId();
     }
     if (!BeginWork("jobq: hot-table vacuum check")) {
@@ -222,14 +220,9 @@ void UnitVacuumCheck(void *arg) {
     // one) or by ours while transactions that began before it still ran:
     // a vacuum now recycles them (taking a transaction id if none has been
     // taken since). Not while a transaction older than our last vacuum's
-    // end holds the horizon back (a pinned xmin): the pages it left could
-    // not be recycled yet, and the worker must not retry every second.
-    bool recycle = false;
-    if (quiet) {
-        if (vs.pending_after < 0) vs.pending_after = pending;
-        bool horizon_passed = !TransactionIdPrecedes(horizon, vs.next_xid_after);
-        recycle = pending > 0 && (pending != vs.pending_after || horizon_passed);
-    }
+    // end holds the horizon back (a pinned xmin): nothing deleted since
+    // could be recycled yet, and the worker must not retry every second.
+    bool recycle = quiet && pending > 0 && !TransactionIdPrecedes(horizon, vs.next_xid_after);
     if (growth < vacuum_threshold && !settled && !recycle) return;
     ereport(DEBUG1, (errmsg("jobq worker starts a vacuum of jobq.job: %lld dead tuples, "
                             "%lld index pages to recycle",
