@@ -63,7 +63,7 @@ demo:
 	bash scripts/demo.sh
 
 bench:
-	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick)
+	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick) $(if $(SETUP),--install)
 
 chaos:
 	bash test/chaos/run.sh --long

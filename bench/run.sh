@@ -127,8 +127,11 @@ stop_pid() {
 
 # ---------------------------------------------------------------- checks
 if ((INSTALL)); then
+    # A fresh machine has no server headers, libfmt, ...: the same packages the tests use.
+    bash "$REPO/scripts/install-deps.sh" || { echo "bench: installing the Debian packages failed" >&2; exit 1; }
     log "make install"
-    make -C "$REPO" install >/dev/null || { echo "bench: make install failed" >&2; exit 1; }
+    # Not make bench's variables: PGXS has its own INSTALL.
+    MAKEFLAGS= MAKELEVEL= make -C "$REPO" install >/dev/null || { echo "bench: make install failed" >&2; exit 1; }
 fi
 for tool in pgbench psql g++ pg_config; do
     command -v "$tool" >/dev/null || [[ -x $PG_BIN/$tool ]] || { echo "bench: $tool not found" >&2; exit 1; }
@@ -137,7 +140,7 @@ export PATH="$PG_BIN:$PATH"
 PKGLIB=$(pg_config --pkglibdir)
 SHAREDIR=$(pg_config --sharedir)
 if [[ ! -f $PKGLIB/jobq.so || ! -f $SHAREDIR/extension/jobq.control ]]; then
-    echo "bench: the jobq extension is not installed (run make install, or bench/run.sh --install)" >&2
+    echo "bench: the jobq extension is not installed (make bench SETUP=1 installs the packages and the build)" >&2
     exit 1
 fi
 RUNNER=""
