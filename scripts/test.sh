@@ -11,6 +11,10 @@
 #
 # Exits non-zero if anything failed. Long chaos and benchmark modes are not
 # run here: see `make chaos` and `make bench`.
+#
+# For development: ONLY=REGEX runs only the pg_regress tests, isolation specs
+# and TAP files whose path matches (the unit suites always run); PREFIX sets
+# where `make install` puts jobq-runner (default /usr/local).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +55,7 @@ gtest_counts() {
 bash scripts/install-deps.sh || { echo "install-deps failed"; FAILED=1; finish; }
 
 echo "== build"
-if ! { make -j2 >build.log 2>&1 && make install >>build.log 2>&1; }; then
+if ! { make -j2 >build.log 2>&1 && make install ${PREFIX:+PREFIX=$PREFIX} >>build.log 2>&1; }; then
     tail -40 build.log
     note_result build 0 1
     finish
@@ -93,7 +97,10 @@ regress_counts() {
     echo "$p $f"
 }
 
-REGRESS_TESTS=$(ls test/sql/*.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//')
+# only_matching: keep the paths on stdin that match $ONLY (all when unset).
+only_matching() { grep -E -- "${ONLY:-.}" || true; }
+
+REGRESS_TESTS=$(ls test/sql/*.sql 2>/dev/null | only_matching | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//')
 if [[ -n $REGRESS_TESTS ]]; then
     echo "== pg_regress"
     as_pg "$PGXS_DIR/src/test/regress/pg_regress" --host="$CLUSTER" --port="$PORT" \
@@ -107,7 +114,7 @@ if [[ -n $REGRESS_TESTS ]]; then
     note_result pg_regress "$p" "$f"
 fi
 
-SPECS=$(ls test/specs/*.spec 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.spec$//')
+SPECS=$(ls test/specs/*.spec 2>/dev/null | only_matching | xargs -n1 basename 2>/dev/null | sed 's/\.spec$//')
 if [[ -n $SPECS ]]; then
     echo "== isolation"
     as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --host="$CLUSTER" --port="$PORT" \
@@ -127,7 +134,7 @@ fi
 cluster_stop "$CLUSTER"
 
 # --- TAP ----------------------------------------------------------------------
-TAP_FILES=$(ls test/t/*.pl runner/tests/t/*.pl 2>/dev/null)
+TAP_FILES=$(ls test/t/*.pl runner/tests/t/*.pl 2>/dev/null | only_matching)
 if [[ -n $TAP_FILES ]]; then
     echo "== TAP"
     RUNNER_BIN="$ROOT/runner/build/jobq-runner"
