@@ -35,13 +35,13 @@
 
 #include "config.h"
 #include "event_loop.h"
-#include "exec_handler.h"
-#include "http_handler.h"
+#include "handlers/exec.h"
+#include "handlers/http.h"
 #include "job.h"
 #include "metrics.h"
 #include "metrics_server.h"
 #include "pg_connection.h"
-#include "settler.h"
+#include "sql_protocol.h"
 
 namespace jobq {
 

@@ -1,5 +1,5 @@
 // exec handler (see exec_handler.h for the contract with the command).
-#include "exec_handler.h"
+#include "handlers/exec.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -2,7 +2,7 @@
 // only as parameters.
 #include <gtest/gtest.h>
 
-#include "settler.h"
+#include "sql_protocol.h"
 
 TEST(SettleStatement, OnlyNonEmptyParts) {
     jobq::SettleBatch batch;

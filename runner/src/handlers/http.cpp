@@ -1,5 +1,5 @@
 // http handler (see http_handler.h).
-#include "http_handler.h"
+#include "handlers/http.h"
 
 #include <sys/epoll.h>
 
