@@ -1,6 +1,6 @@
-// The runner's state machine: start-up, shutdown, claims, handlers and
-// fencing (see runner.h for the vocabulary; the settle side is in
-// runner_settle.cpp).
+// The runner's state machine: start-up, shutdown, claims, handlers,
+// fencing, and what settle answers mean for the jobs (see runner.h for the
+// vocabulary; sending the settles is the Settler's, settler.h).
 #include "runner.h"
 
 #include <signal.h>
@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "handlers/noop.h"
 #include "json_text.h"
 #include "log.h"
 
@@ -43,21 +44,6 @@ const char *OutcomeName(OutcomeKind kind) {
     }
     return "?";
 }
-
-class NoopExecution : public Execution {
-  public:
-    NoopExecution(EventLoop &loop, DoneCallback done) : loop_(loop) {
-        timer_ = loop_.After(Millis(0), [this, done = std::move(done)] {
-            timer_ = 0;
-            done(Outcome{});  // may destroy *this
-        });
-    }
-    ~NoopExecution() override { loop_.Cancel(timer_); }
-
-  private:
-    EventLoop &loop_;
-    EventLoop::TimerId timer_ = 0;
-};
 
 }  // namespace
 
@@ -153,6 +139,15 @@ int Runner::Run() {
     // Settles whose outcome a lost connection hid are back in pending_ and
     // go out at the next tick; nothing else to redo on reconnect.
     settle_ = std::make_unique<PgConnection>(loop_, settle_options, PgConnection::Callbacks{});
+    settler_ = std::make_unique<Settler>(
+        *settle_, Settler::Callbacks{
+                      [this](const HeartbeatItem &h) { return HeartbeatWanted(h); },
+                      [this](const SettleBatch &batch, const SettleAcks &acks, TimePoint sent) {
+                          OnSettleAnswered(batch, acks, sent);
+                      },
+                      [this](const SettleBatch &batch, const PgOutcome &outcome, bool will_resend) {
+                          OnSettleFailed(batch, outcome, will_resend);
+                      }});
     listen_ = std::make_unique<PgConnection>(
         loop_, listen_options,
         PgConnection::Callbacks{
@@ -254,7 +249,7 @@ void Runner::OnGraceExpired() {
         job.queue->running--;
         metrics_.queue(job.queue->config->name).running--;
         MarkSettling(job);
-        pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
+        settler_->pending().releases.push_back(ReleaseItem{id, job.claimed.token});
         Log(LogLevel::kInfo, "job stopped at shutdown; releasing", {{"job", std::to_string(id)}});
     }
     flush_timer_ = loop_.After(kFlushBudget, [this] {
@@ -273,7 +268,7 @@ void Runner::Tick() {
     // A claim still in flight would come back with jobs to release, and a
     // settle in flight with jobs to forget: wait for both connections.
     bool quiet = (work_->idle() || !work_->ready()) && (settle_->idle() || !settle_->ready());
-    if (draining_ && jobs_.empty() && pending_.empty() && quiet) {
+    if (draining_ && jobs_.empty() && settler_->empty() && quiet) {
         Log(LogLevel::kNotice, "shut down cleanly");
         loop_.Stop();
     }
@@ -282,8 +277,7 @@ void Runner::Tick() {
 void Runner::SendNext() {
     // Each on its own backend: the database settles batch n while it claims
     // batch n+1, instead of one backend doing both in turn.
-    if (settle_->idle() && !pending_.empty() && EventLoop::Now() >= settle_paused_until_)
-        SendSettles();
+    settler_->SendIfReady();
     if (work_->idle() && !draining_) MaybeClaim();
 }
 
@@ -400,24 +394,17 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             if (q.config->name == requests[0].queue) q.claim_alone = false;
         }
     }
-    const PGresult *res = outcome.result.get();
-    int rows = res ? PQntuples(res) : 0;
+    std::vector<ClaimedRow> claimed = ParseClaimResult(outcome.result.get());
     Log(LogLevel::kDebug, "claimed",
-        {{"jobs", std::to_string(rows)},
+        {{"jobs", std::to_string(claimed.size())},
          {"round_trip",
           fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
     std::unordered_map<std::string, int> got;
     std::vector<std::pair<int64_t, QueueState *>> to_start;
-    to_start.reserve(static_cast<size_t>(rows));
-    for (int i = 0; i < rows; ++i) {
-        ClaimedJob c;
-        c.id = std::strtoll(PQgetvalue(res, i, 0), nullptr, 10);
-        c.queue = PQgetvalue(res, i, 1);
-        c.payload = PQgetvalue(res, i, 2);
-        c.attempt = std::atoi(PQgetvalue(res, i, 3));
-        c.token = std::strtoll(PQgetvalue(res, i, 4), nullptr, 10);
-        double remaining =
-            PQgetisnull(res, i, 5) ? 0.0 : std::strtod(PQgetvalue(res, i, 5), nullptr);
+    to_start.reserve(claimed.size());
+    for (ClaimedRow &row : claimed) {
+        ClaimedJob &c = row.job;
+        double remaining = row.lease_left_seconds;
         QueueState *queue = nullptr;
         for (QueueState &q : queues_) {
             if (q.config->name == c.queue) queue = &q;
@@ -443,7 +430,7 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
         auto it = jobs_.emplace(id, std::move(job)).first;
         if (draining_) {
             MarkSettling(it->second);
-            pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});
+            settler_->pending().releases.push_back(ReleaseItem{id, it->second.claimed.token});
             continue;
         }
         to_start.emplace_back(id, queue);
@@ -481,7 +468,7 @@ void Runner::StartHandler(Job &job) {
         Log(LogLevel::kWarn, "lease expired before the handler could start; not started, released",
             {{"job", std::to_string(id)}, {"queue", job.queue->config->name}});
         MarkSettling(job);
-        pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
+        settler_->pending().releases.push_back(ReleaseItem{id, job.claimed.token});
         return;
     }
     job.started = now;
@@ -497,7 +484,7 @@ void Runner::StartHandler(Job &job) {
              {"attempt", std::to_string(job.claimed.attempt)}});
     switch (qc.handler) {
         case HandlerKind::kNoop:
-            job.execution = std::make_unique<NoopExecution>(loop_, std::move(done));
+            job.execution = StartNoop(loop_, std::move(done));
             break;
         case HandlerKind::kExec:
             job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done));
@@ -538,13 +525,14 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
     }
     MarkSettling(job);
     if (outcome.kind == OutcomeKind::kComplete) {
-        pending_.completes.push_back(
+        settler_->pending().completes.push_back(
             CompleteItem{id, job.claimed.token, std::move(outcome.result)});
     } else {
         std::string error = SanitizeText(outcome.error);
         if (error.empty()) error = "failed";
-        pending_.fails.push_back(FailItem{id, job.claimed.token, std::move(error), outcome.retry_in,
-                                          outcome.kind == OutcomeKind::kDiscard});
+        settler_->pending().fails.push_back(FailItem{id, job.claimed.token, std::move(error),
+                                                     outcome.retry_in,
+                                                     outcome.kind == OutcomeKind::kDiscard});
     }
     // Capacity freed: if the last claim came back full there may be more.
 }
@@ -558,7 +546,7 @@ void Runner::Maintain() {
             fenced.push_back(id);
         } else if (now >= job.next_heartbeat && !job.heartbeat_pending) {
             job.heartbeat_pending = true;
-            pending_.heartbeats.push_back(
+            settler_->pending().heartbeats.push_back(
                 HeartbeatItem{id, job.claimed.token, job.queue->config->lease});
         }
     }
@@ -566,6 +554,113 @@ void Runner::Maintain() {
         auto it = jobs_.find(id);
         if (it != jobs_.end())
             StopJob(it->second, "lease could not be extended in time; handler stopped (fenced)");
+    }
+}
+
+bool Runner::HeartbeatWanted(const HeartbeatItem &h) const {
+    auto it = jobs_.find(h.id);
+    return it != jobs_.end() && it->second.claimed.token == h.token && it->second.execution;
+}
+
+void Runner::OnSettleFailed(const SettleBatch &batch, const PgOutcome &outcome, bool will_resend) {
+    for (const HeartbeatItem &h : batch.heartbeats) {
+        auto it = jobs_.find(h.id);
+        if (it != jobs_.end() && it->second.claimed.token == h.token)
+            it->second.heartbeat_pending = false;
+    }
+    if (will_resend) return;
+    Log(LogLevel::kError, "settle failed; these jobs return to the queue after their lease",
+        {{"error", outcome.error},
+         {"sqlstate", outcome.sqlstate},
+         {"jobs", std::to_string(batch.size())}});
+    for (auto &c : batch.completes) EraseJob(c.id, c.token);
+    for (auto &f : batch.fails) EraseJob(f.id, f.token);
+    for (auto &r : batch.releases) EraseJob(r.id, r.token);
+}
+
+void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, TimePoint sent) {
+    Log(LogLevel::kDebug, "settled",
+        {{"settles", std::to_string(batch.size())},
+         {"round_trip",
+          fmt::format("{:.3f}s", std::chrono::duration<double>(EventLoop::Now() - sent).count())}});
+    // The queue of the claim a settle was for ("" if it is gone already).
+    auto queue_of = [this](int64_t id, int64_t token) -> std::string {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end() || it->second.claimed.token != token) return "";
+        return it->second.queue->config->name;
+    };
+    QueueMetrics scratch;  // counts for claims we no longer know
+    // A settle the database did not apply. Re-sent after a lost connection,
+    // the first send may have been applied: the runner cannot tell which.
+    auto refused = [](QueueMetrics &m, const char *what, bool resent, int64_t id,
+                      const std::string &queue) {
+        ++m.refused;
+        std::string msg =
+            resent ? fmt::format(
+                         "{} not applied when re-sent after a lost connection: the first "
+                         "send was applied, or the lease was lost",
+                         what)
+                   : fmt::format("{} refused: the lease was no longer ours", what);
+        Log(LogLevel::kWarn, msg, {{"job", std::to_string(id)}, {"queue", queue}});
+    };
+    for (const CompleteItem &c : batch.completes) {
+        std::string queue = queue_of(c.id, c.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
+        if (acks.completed.count(c.id)) {
+            ++m.completed;
+            if (Verbose())
+                Log(LogLevel::kInfo, "job completed",
+                    {{"job", std::to_string(c.id)}, {"queue", queue}});
+        } else {
+            refused(m, "completion", c.resent, c.id, queue);
+        }
+        EraseJob(c.id, c.token);
+    }
+    for (const FailItem &f : batch.fails) {
+        std::string queue = queue_of(f.id, f.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
+        auto it = acks.failed.find(f.id);
+        if (it != acks.failed.end()) {
+            ++m.failed;
+            if (it->second == "dead")
+                ++m.dead;
+            else
+                ++m.retried;
+            if (Verbose())
+                Log(LogLevel::kInfo, "job failed",
+                    {{"job", std::to_string(f.id)},
+                     {"queue", queue},
+                     {"state", it->second},
+                     {"error", f.error}});
+        } else {
+            refused(m, "failure", f.resent, f.id, queue);
+        }
+        EraseJob(f.id, f.token);
+    }
+    for (const ReleaseItem &r : batch.releases) {
+        std::string queue = queue_of(r.id, r.token);
+        if (acks.released.count(r.id) && !queue.empty()) ++metrics_.queue(queue).released;
+        if (Verbose())
+            Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
+        EraseJob(r.id, r.token);
+    }
+    TimePoint now = EventLoop::Now();
+    for (const HeartbeatItem &h : batch.heartbeats) {
+        auto it = jobs_.find(h.id);
+        if (it == jobs_.end() || it->second.claimed.token != h.token) continue;
+        Job &job = it->second;
+        job.heartbeat_pending = false;
+        if (!job.execution) continue;  // ended meanwhile; its settle decides
+        auto ack = acks.heartbeats.find(h.id);
+        if (ack == acks.heartbeats.end()) {
+            StopJob(
+                job,
+                "job no longer held (cancelled, rescued or settled elsewhere); handler stopped");
+            continue;
+        }
+        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(
+                                        std::chrono::duration<double>(ack->second));
+        job.next_heartbeat = now + HeartbeatInterval(job);
     }
 }
 

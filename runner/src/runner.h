@@ -41,6 +41,7 @@
 #include "metrics.h"
 #include "metrics_server.h"
 #include "pg_connection.h"
+#include "settler.h"
 #include "sql_protocol.h"
 
 namespace jobq {
@@ -84,8 +85,10 @@ class Runner {
     // Sends pending settles if the settle connection is free, and a claim
     // if the work connection is free.
     void SendNext();
-    void SendSettles();
-    void OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome);
+    // What the database said of a settle batch (see settler.h).
+    void OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, TimePoint sent);
+    void OnSettleFailed(const SettleBatch &batch, const PgOutcome &outcome, bool will_resend);
+    bool HeartbeatWanted(const HeartbeatItem &heartbeat) const;
     // Sends a claim if a queue wants one and has capacity; true if sent.
     bool MaybeClaim();
     void OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome);
@@ -117,14 +120,13 @@ class Runner {
     std::unique_ptr<PgConnection> work_;
     std::unique_ptr<PgConnection> settle_;
     std::unique_ptr<PgConnection> listen_;
+    std::unique_ptr<Settler> settler_;  // on settle_
     std::unique_ptr<MetricsServer> http_server_;
     Metrics metrics_;
     std::vector<QueueState> queues_;
     std::unordered_map<int64_t, Job> jobs_;
     std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
-    SettleBatch pending_;
     UniqueFd signal_fd_;
-    TimePoint settle_paused_until_;  // after a transient server-side settle error
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;

@@ -1,6 +1,7 @@
-// SQL for batched claims and settles. Values are always parameters (text
-// array literals); only the shape of the statement varies with which kinds
-// of settle the batch holds, so empty arrays never reach the functions.
+// SQL for batched claims and settles, and their results (see
+// sql_protocol.h). Values are always parameters (text array literals); only
+// the shape of the statement varies with which kinds of settle the batch
+// holds, so empty arrays never reach the functions.
 #include "sql_protocol.h"
 
 #include <cstdlib>
@@ -18,6 +19,29 @@ std::string Column(const std::vector<T> &items, F field) {
     values.reserve(items.size());
     for (const T &item : items) values.push_back(field(item));
     return ArrayLiteral(values);
+}
+
+// Result columns, named once for the statement and its parser.
+namespace claim_column {
+constexpr const char *kId = "id";
+constexpr const char *kQueue = "queue";
+constexpr const char *kPayload = "payload";
+constexpr const char *kAttempt = "attempt";
+constexpr const char *kToken = "lease_token";
+constexpr const char *kLeaseLeft = "lease_left";
+}  // namespace claim_column
+namespace settle_column {
+constexpr const char *kKind = "kind";  // 'c', 'f', 'h' or 'r'
+constexpr const char *kId = "id";
+constexpr const char *kExtra = "extra";  // f: the new state; h: seconds of lease left
+}  // namespace settle_column
+
+// The column's number in the result; -1 if the result lacks it.
+int ColumnNumber(const PGresult *result, const char *name) { return PQfnumber(result, name); }
+
+const char *Value(const PGresult *result, int row, int column) {
+    if (column < 0 || PQgetisnull(result, row, column)) return nullptr;
+    return PQgetvalue(result, row, column);
 }
 
 }  // namespace
@@ -94,20 +118,26 @@ Statement BuildSettleStatement(const SettleBatch &batch) {
                         ids, tokens));
         selects.push_back("SELECT 'r'::text, r.id, NULL::text FROM r");
     }
-    st.sql = "WITH " + fmt::format("{}", fmt::join(ctes, ", ")) + " " +
-             fmt::format("{}", fmt::join(selects, " UNION ALL "));
+    st.sql = fmt::format("WITH {} SELECT * FROM ({}) AS acks({}, {}, {})", fmt::join(ctes, ", "),
+                         fmt::join(selects, " UNION ALL "), settle_column::kKind,
+                         settle_column::kId, settle_column::kExtra);
     return st;
 }
 
 SettleAcks ParseSettleResult(const PGresult *result) {
     SettleAcks acks;
     if (!result) return acks;
+    int kind_column = ColumnNumber(result, settle_column::kKind);
+    int id_column = ColumnNumber(result, settle_column::kId);
+    int extra_column = ColumnNumber(result, settle_column::kExtra);
     int rows = PQntuples(result);
     for (int i = 0; i < rows; ++i) {
-        if (PQgetisnull(result, i, 1)) continue;
-        char kind = PQgetvalue(result, i, 0)[0];
-        int64_t id = std::strtoll(PQgetvalue(result, i, 1), nullptr, 10);
-        const char *extra = PQgetisnull(result, i, 2) ? nullptr : PQgetvalue(result, i, 2);
+        const char *kind_text = Value(result, i, kind_column);
+        const char *id_text = Value(result, i, id_column);
+        if (!kind_text || !id_text) continue;
+        char kind = kind_text[0];
+        int64_t id = std::strtoll(id_text, nullptr, 10);
+        const char *extra = Value(result, i, extra_column);
         switch (kind) {
             case 'c':
                 acks.completed.insert(id);
@@ -128,8 +158,8 @@ SettleAcks ParseSettleResult(const PGresult *result) {
     return acks;
 }
 
-Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests,
-                              const std::string &worker, bool durable) {
+Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests, const std::string &worker,
+                              bool durable) {
     Statement st;
     st.params.emplace_back(Column(requests, [](const ClaimRequest &r) { return r.queue; }));
     st.params.emplace_back(
@@ -147,18 +177,52 @@ Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests,
     // Not durable: set_config(..., is_local => true) lasts until the end of
     // the statement's own (implicit) transaction, so only this claim's
     // commit skips the WAL flush wait.
-    st.sql =
-        "SELECT c.id, c.queue, c.payload::text, c.attempt, c.lease_token, "
-        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 FROM ";
+    namespace col = claim_column;
+    st.sql = fmt::format(
+        "SELECT c.id AS {}, c.queue AS {}, c.payload::text AS {}, c.attempt AS {}, "
+        "c.lease_token AS {}, "
+        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 AS {} FROM ",
+        col::kId, col::kQueue, col::kPayload, col::kAttempt, col::kToken, col::kLeaseLeft);
     if (!durable)
-        st.sql += "(SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async(s) "
-                  "CROSS JOIN ";
+        st.sql +=
+            "(SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async(s) "
+            "CROSS JOIN ";
     st.sql +=
         "unnest($1::text[], $2::int[], $3::interval[]) WITH ORDINALITY AS q(name, n, lease, "
         "ord) "
         "CROSS JOIN LATERAL jobq.claim(ARRAY[q.name], $4, q.n, q.lease) AS c "
         "ORDER BY q.ord";
     return st;
+}
+
+std::vector<ClaimedRow> ParseClaimResult(const PGresult *result) {
+    std::vector<ClaimedRow> rows;
+    if (!result) return rows;
+    namespace col = claim_column;
+    int id = ColumnNumber(result, col::kId), queue = ColumnNumber(result, col::kQueue),
+        payload = ColumnNumber(result, col::kPayload),
+        attempt = ColumnNumber(result, col::kAttempt), token = ColumnNumber(result, col::kToken),
+        lease_left = ColumnNumber(result, col::kLeaseLeft);
+    int n = PQntuples(result);
+    rows.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        const char *id_text = Value(result, i, id);
+        const char *queue_text = Value(result, i, queue);
+        const char *token_text = Value(result, i, token);
+        if (!id_text || !queue_text || !token_text) continue;  // not a claimed job
+        ClaimedRow row;
+        row.job.id = std::strtoll(id_text, nullptr, 10);
+        row.job.queue = queue_text;
+        const char *payload_text = Value(result, i, payload);
+        row.job.payload = payload_text ? payload_text : "null";
+        const char *attempt_text = Value(result, i, attempt);
+        row.job.attempt = attempt_text ? std::atoi(attempt_text) : 0;
+        row.job.token = std::strtoll(token_text, nullptr, 10);
+        const char *left = Value(result, i, lease_left);
+        row.lease_left_seconds = left ? std::strtod(left, nullptr) : 0.0;
+        rows.push_back(std::move(row));
+    }
+    return rows;
 }
 
 }  // namespace jobq

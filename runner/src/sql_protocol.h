@@ -1,13 +1,17 @@
-// Settles batched into one statement per round trip.
+// The runner's side of the worker protocol (docs/protocol.md): every SQL
+// statement the runner sends to claim and settle jobs, and the parsers of
+// their results. Each result column is named here once, in the statement
+// and in its parser, so the two cannot drift apart.
 //
-// Vocabulary: a *settle* is a complete, fail, heartbeat or release of one job
+// Vocabulary: a *claim* asks jobq.claim for up to max_jobs jobs of each
+// queue; each returned row is a *claimed row* (the job and the lease time
+// left). A *settle* is a complete, fail, heartbeat or release of one job
 // under its lease token. Settles accumulate during a tick; the runner takes
 // them as one *batch* and sends one statement (data-modifying functions
 // evaluated in CTEs of one SELECT), so a tick costs one round trip however
 // many jobs it touched. The *acks* say which settles the database applied; a
 // settle missing from the acks was refused (stale token: the job is no
-// longer ours). A batch whose outcome is unknown (connection lost) is put
-// back and re-sent after the reconnect: settles are idempotent per token.
+// longer ours).
 #pragma once
 
 #include <libpq-fe.h>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "duration.h"
+#include "job.h"
 
 namespace jobq {
 
@@ -87,5 +92,12 @@ struct ClaimRequest {
 };
 Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests, const std::string &worker,
                               bool durable = true);
+
+// One row of the claim's result.
+struct ClaimedRow {
+    ClaimedJob job;
+    double lease_left_seconds = 0;  // at the end of the claim, by the server's clock
+};
+std::vector<ClaimedRow> ParseClaimResult(const PGresult *result);
 
 }  // namespace jobq

@@ -1,4 +1,4 @@
-// exec handler (see exec_handler.h for the contract with the command).
+// exec handler (see handlers/exec.h for the contract with the command).
 #include "handlers/exec.h"
 
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// http handler (see http_handler.h).
+// http handler (see handlers/http.h).
 #include "handlers/http.h"
 
 #include <sys/epoll.h>
