@@ -79,6 +79,10 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin,
 
 Config LoadConfigFile(const std::string &path, const EnvLookup &env = ProcessEnv);
 
+// Throws ConfigError (naming `key`) unless `dsn` is empty, a plain database
+// name, or a connection string / URI that libpq can parse.
+void CheckDsn(const std::string &key, const std::string &dsn);
+
 // Parses "host:port" (IPv4 literal or "localhost"); throws ConfigError
 // naming `key`.
 void ParseListen(const std::string &key, const std::string &value, std::string *host, int *port);

@@ -52,6 +52,27 @@ std::vector<const char *> ParamPointers(const std::vector<std::optional<std::str
 
 }  // namespace
 
+bool TransientSqlState(const std::string &sqlstate) {
+    std::string cls = sqlstate.substr(0, 2);
+    return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "55";
+}
+
+bool UnhealableConnectError(const std::string &message, bool needs_password) {
+    if (needs_password) return true;  // no password given, and one is required
+    for (const char *pattern :
+         {"authentication failed for user",  // 28P01 password, peer, ident, ...
+          "no pg_hba.conf entry for",        // 28000
+          "pg_hba.conf rejects connection",  // 28000
+          "is not permitted to log in",      // 28000
+          "does not exist",                  // 3D000 database, 28000 role
+          "permission denied for database",  // 42501 no CONNECT privilege
+          "no such database",                // PgBouncer: not in its [databases]
+          "invalid connection option", "invalid sslmode value", "invalid integer value"}) {
+        if (message.find(pattern) != std::string::npos) return true;
+    }
+    return false;
+}
+
 PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks)
     : loop_(loop),
       options_(std::move(options)),
@@ -102,8 +123,8 @@ void PgConnection::BeginConnect() {
     prepared_.clear();  // a new session knows none
     conn_.reset(PQconnectStartParams(keywords, values, 1));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
-        Lost(conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory");
-        return;
+        if (!conn_) return Lost("out of memory");
+        return ConnectFailed(Trimmed(PQerrorMessage(conn_.get())));
     }
     PQsetNoticeReceiver(conn_.get(), OnServerMessage, &options_.role);
     connecting_ = true;
@@ -126,7 +147,7 @@ void PgConnection::ConnectStep() {
             WatchSocket(EPOLLOUT);
             return;
         case PGRES_POLLING_FAILED:
-            Lost(Trimmed(PQerrorMessage(conn_.get())));
+            ConnectFailed(Trimmed(PQerrorMessage(conn_.get())));
             return;
         case PGRES_POLLING_OK:
             break;
@@ -312,6 +333,15 @@ void PgConnection::Finish(PgOutcome outcome) {
     if (bad && outcome.failure != PgFailure::kNone) outcome.failure = PgFailure::kConnection;
     if (callback) callback(std::move(outcome));
     if (bad && conn_) Lost("connection lost");
+}
+
+void PgConnection::ConnectFailed(const std::string &why) {
+    if (ever_ready_ || !callbacks_.on_fatal ||
+        !UnhealableConnectError(why, PQconnectionNeedsPassword(conn_.get()) != 0))
+        return Lost(why);
+    // Not retried: wrong credentials or names stay wrong.
+    Close();
+    callbacks_.on_fatal(why);
 }
 
 void PgConnection::Lost(const std::string &why) {

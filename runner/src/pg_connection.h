@@ -8,6 +8,9 @@
 // in flight, so whether it committed is unknown). On loss the connection
 // reconnects after a jittered exponential backoff and calls on_ready again;
 // callers re-issue what they still need (LISTEN, unacknowledged settles).
+// A connect failure that retrying cannot heal (bad credentials, no such
+// database, an invalid option) before the connection was ever ready is
+// *fatal*: reported once through on_fatal, and no reconnect follows.
 //
 // The libpq protocol is followed exactly: PQflush until it returns 0 (with
 // EPOLLOUT armed while it returns 1), PQconsumeInput on every readable event,
@@ -49,6 +52,18 @@ struct PgOutcome {
     std::string sqlstate;  // of a kSql failure
 };
 
+// SQLSTATE classes after which the same statement may well succeed
+// (connection, transaction rollback, resources, operator intervention,
+// object not in prerequisite state).
+bool TransientSqlState(const std::string &sqlstate);
+
+// Whether a failed connect's message (libpq's, with the server's FATAL) names
+// a failure that no retry heals: authentication, a missing database or role,
+// no CONNECT privilege. Server messages are matched in English (lc_messages
+// C or en): a server in another language has these retried like the rest.
+// needs_password: PQconnectionNeedsPassword.
+bool UnhealableConnectError(const std::string &message, bool needs_password);
+
 class PgConnection {
   public:
     struct Options {
@@ -63,6 +78,8 @@ class PgConnection {
         std::function<void()> on_ready;
         std::function<void()> on_lost;
         std::function<void(const std::string &channel, const std::string &payload)> on_notify;
+        // A fatal connect failure (see above); without it, those retry too.
+        std::function<void(const std::string &why)> on_fatal;
     };
     using OutcomeCallback = std::function<void(PgOutcome)>;
 
@@ -99,6 +116,8 @@ class PgConnection {
     void ReadResults();
     void DrainNotifies();
     void Lost(const std::string &why);
+    // A connect failed: fatal (see above) or Lost.
+    void ConnectFailed(const std::string &why);
     void Finish(PgOutcome outcome);
     void WatchSocket(uint32_t events);
 

@@ -134,11 +134,22 @@ int Runner::Run() {
     settle_options.role = "settle";
     PgConnection::Options listen_options = work_options;
     listen_options.role = "listen";
-    work_ = std::make_unique<PgConnection>(
-        loop_, work_options, PgConnection::Callbacks{[this] { WantAll(); }, nullptr, nullptr});
+    auto fatal = [this](const char *role) {
+        return [this, role](const std::string &why) {
+            Fatal(fmt::format("cannot connect ({} connection); not retrying", role), why);
+        };
+    };
+    work_ =
+        std::make_unique<PgConnection>(loop_, work_options,
+                                       PgConnection::Callbacks{[this] {
+                                                                   SendStartupCheck();
+                                                                   WantAll();
+                                                               },
+                                                               nullptr, nullptr, fatal("work")});
     // Settles whose outcome a lost connection hid are back in pending_ and
     // go out at the next tick; nothing else to redo on reconnect.
-    settle_ = std::make_unique<PgConnection>(loop_, settle_options, PgConnection::Callbacks{});
+    settle_ = std::make_unique<PgConnection>(
+        loop_, settle_options, PgConnection::Callbacks{nullptr, nullptr, nullptr, fatal("settle")});
     settler_ = std::make_unique<Settler>(
         *settle_, Settler::Callbacks{
                       [this](const HeartbeatItem &h) { return HeartbeatWanted(h); },
@@ -165,7 +176,8 @@ int Runner::Run() {
                 for (QueueState &q : queues_) {
                     if (payload.empty() || q.config->name == payload) q.want_claim = true;
                 }
-            }});
+            },
+            fatal("listen")});
 
     loop_.AddTickHook([this] { Tick(); });
     std::function<void()> poll = [this, &poll] {
@@ -198,6 +210,38 @@ int Runner::Run() {
     settle_->Close();
     work_->Close();
     return exit_code_;
+}
+
+void Runner::Fatal(const std::string &what, const std::string &error) {
+    if (exit_code_ == 2) return;  // the first says it
+    Log(LogLevel::kError, what, {{"error", error}});
+    exit_code_ = 2;
+    loop_.Stop();
+}
+
+void Runner::SendStartupCheck() {
+    if (checked_ || check_in_flight_ || !work_->idle()) return;
+    check_in_flight_ = true;
+    Statement st = BuildStartupCheck();
+    work_->Send(st.sql, st.params, [this](PgOutcome outcome) {
+        check_in_flight_ = false;
+        if (outcome.failure == PgFailure::kConnection) return;  // again on reconnect
+        if (outcome.failure == PgFailure::kSql) {
+            if (TransientSqlState(outcome.sqlstate)) {
+                loop_.After(kClaimErrorPause, [this] { SendStartupCheck(); });
+                return;
+            }
+            Fatal("start-up check failed; not retrying", outcome.error);
+            return;
+        }
+        StartupCheck check = ParseStartupCheck(outcome.result.get());
+        std::string problem = check.Problem();
+        if (!problem.empty()) {
+            Fatal("cannot work queues; not retrying", problem);
+            return;
+        }
+        checked_ = true;
+    });
 }
 
 void Runner::WantAll() {
@@ -321,7 +365,7 @@ Millis Runner::HeartbeatInterval(const Job &job) const {
 bool Runner::MaybeClaim() {
     // Jobs claimed now could neither be settled nor have their leases
     // extended: wait for the settle connection (wants are kept).
-    if (!settle_->ready()) return false;
+    if (!settle_->ready() || !checked_) return false;
     TimePoint now = EventLoop::Now();
     std::vector<ClaimRequest> requests;
     for (QueueState &q : queues_) {

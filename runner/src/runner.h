@@ -23,8 +23,12 @@
 //   draining           after SIGTERM/SIGINT: no more claims; running
 //                      handlers get the grace period, then are stopped and
 //                      their jobs released; a second signal exits at once
+//   start-up check     before the first claim: the work connection's role
+//                      must have jobq_worker, in a database with jobq
 // Error policy: database trouble is never fatal (reconnect with backoff,
-// settles kept and re-sent); config and setup errors are fatal at start.
+// settles kept and re-sent), except what no retry heals at start-up: bad
+// credentials, a missing database, a role without jobq_worker (exit 2).
+// Config and setup errors are fatal at start.
 #pragma once
 
 #include <memory>
@@ -78,6 +82,9 @@ class Runner {
     };
 
     void SetUpSignals();
+    // Stops the runner with exit status 2: `what` and the error in one line.
+    void Fatal(const std::string &what, const std::string &error);
+    void SendStartupCheck();
     void OnSignal();
     void BeginDrain();
     void OnGraceExpired();
@@ -127,6 +134,8 @@ class Runner {
     std::unordered_map<int64_t, Job> jobs_;
     std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
     UniqueFd signal_fd_;
+    bool checked_ = false;  // the start-up check passed
+    bool check_in_flight_ = false;
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;

@@ -12,12 +12,6 @@ namespace {
 // After a server-side error, so a persistent one is not retried in a loop.
 constexpr Millis kSettleErrorPause{1'000};
 
-// SQLSTATE classes after which the same statement may well succeed.
-bool TransientSqlState(const std::string &state) {
-    std::string cls = state.substr(0, 2);
-    return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "55";
-}
-
 }  // namespace
 
 Settler::Settler(PgConnection &connection, Callbacks callbacks)

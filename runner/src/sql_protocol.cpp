@@ -36,6 +36,13 @@ constexpr const char *kId = "id";
 constexpr const char *kExtra = "extra";  // f: the new state; h: seconds of lease left
 }  // namespace settle_column
 
+namespace check_column {
+constexpr const char *kSchema = "has_schema";
+constexpr const char *kRole = "has_role";
+constexpr const char *kMember = "is_member";
+constexpr const char *kUser = "user_name";
+}  // namespace check_column
+
 // The column's number in the result; -1 if the result lacks it.
 int ColumnNumber(const PGresult *result, const char *name) { return PQfnumber(result, name); }
 
@@ -223,6 +230,45 @@ std::vector<ClaimedRow> ParseClaimResult(const PGresult *result) {
         rows.push_back(std::move(row));
     }
     return rows;
+}
+
+Statement BuildStartupCheck() {
+    namespace col = check_column;
+    Statement st;
+    // pg_has_role raises for a role that does not exist: test it first.
+    st.sql = fmt::format(
+        "SELECT pg_catalog.to_regnamespace('jobq') IS NOT NULL AS {}, "
+        "pg_catalog.to_regrole('jobq_worker') IS NOT NULL AS {}, "
+        "CASE WHEN pg_catalog.to_regrole('jobq_worker') IS NULL THEN false "
+        "ELSE pg_catalog.pg_has_role(current_user, 'jobq_worker', 'USAGE') END AS {}, "
+        "current_user::text AS {}",
+        col::kSchema, col::kRole, col::kMember, col::kUser);
+    return st;
+}
+
+StartupCheck ParseStartupCheck(const PGresult *result) {
+    namespace col = check_column;
+    StartupCheck check;
+    if (!result || PQntuples(result) != 1) return check;
+    auto flag = [result](const char *name) {
+        const char *v = Value(result, 0, ColumnNumber(result, name));
+        return v && v[0] == 't';
+    };
+    check.schema = flag(col::kSchema);
+    check.worker_role = flag(col::kRole);
+    check.member = flag(col::kMember);
+    const char *user = Value(result, 0, ColumnNumber(result, col::kUser));
+    check.user = user ? user : "";
+    return check;
+}
+
+std::string StartupCheck::Problem() const {
+    if (!schema || !worker_role)
+        return "jobq is not installed in this database (CREATE EXTENSION jobq)";
+    if (!member)
+        return fmt::format(
+            "role \"{}\" is not a member of jobq_worker (GRANT jobq_worker TO \"{}\")", user, user);
+    return "";
 }
 
 }  // namespace jobq

@@ -100,4 +100,16 @@ struct ClaimedRow {
 };
 std::vector<ClaimedRow> ParseClaimResult(const PGresult *result);
 
+// The start-up check, on the first connection: can this role work queues?
+struct StartupCheck {
+    bool schema = false;       // the jobq schema exists (extension installed here)
+    bool worker_role = false;  // the role jobq_worker exists
+    bool member = false;       // current_user has jobq_worker's privileges
+    // Empty when the runner can work; else one sentence saying what is wrong.
+    std::string Problem() const;
+    std::string user;  // current_user
+};
+Statement BuildStartupCheck();
+StartupCheck ParseStartupCheck(const PGresult *result);
+
 }  // namespace jobq

@@ -277,3 +277,18 @@ TEST(Config, ShippedExampleParses) {
     EXPECT_EQ(c.queues[0].name, "greetings");
     EXPECT_EQ(c.listen, "127.0.0.1:9187");
 }
+
+TEST(CheckDsn, RefusesWhatLibpqCannotParse) {
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", ""));
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", "mydb"));  // a database name
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", "host=/tmp dbname=x user=y"));
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", "postgresql://u@h:5432/db?sslmode=disable"));
+    EXPECT_THROW(jobq::CheckDsn("database.dsn", "not a dsn = = ="), jobq::ConfigError);
+    EXPECT_THROW(jobq::CheckDsn("--dsn", "host=x nosuchoption=1"), jobq::ConfigError);
+    try {
+        jobq::CheckDsn("--dsn", "not a dsn = = =");
+    } catch (const jobq::ConfigError &e) {
+        EXPECT_EQ(std::string(e.what()).rfind("--dsn: invalid connection string", 0), 0u)
+            << e.what();
+    }
+}
