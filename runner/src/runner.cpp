@@ -613,13 +613,34 @@ void Runner::OnSettleFailed(const SettleBatch &batch, const PgOutcome &outcome, 
             it->second.heartbeat_pending = false;
     }
     if (will_resend) return;
-    Log(LogLevel::kError, "settle failed; these jobs return to the queue after their lease",
-        {{"error", outcome.error},
-         {"sqlstate", outcome.sqlstate},
-         {"jobs", std::to_string(batch.size())}});
-    for (auto &c : batch.completes) EraseJob(c.id, c.token);
-    for (auto &f : batch.fails) EraseJob(f.id, f.token);
-    for (auto &r : batch.releases) EraseJob(r.id, r.token);
+    // Refused alone (the Settler isolated it): only this job is affected.
+    auto report = [this, &outcome](const char *settle, int64_t id, int64_t token,
+                                   const char *consequence) {
+        auto it = jobs_.find(id);
+        std::string queue = it != jobs_.end() && it->second.claimed.token == token
+                                ? it->second.queue->config->name
+                                : "";
+        Log(LogLevel::kError, fmt::format("{} failed; {}", settle, consequence),
+            {{"job", std::to_string(id)},
+             {"queue", queue},
+             {"error", outcome.error},
+             {"sqlstate", outcome.sqlstate}});
+    };
+    const char *returns = "the job returns to the queue after its lease";
+    for (auto &c : batch.completes) {
+        report("completion", c.id, c.token, returns);
+        EraseJob(c.id, c.token);
+    }
+    for (auto &f : batch.fails) {
+        report("failure", f.id, f.token, returns);
+        EraseJob(f.id, f.token);
+    }
+    for (auto &r : batch.releases) {
+        report("release", r.id, r.token, returns);
+        EraseJob(r.id, r.token);
+    }
+    for (auto &h : batch.heartbeats)
+        report("heartbeat", h.id, h.token, "tried again at the next interval");
 }
 
 void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, TimePoint sent) {

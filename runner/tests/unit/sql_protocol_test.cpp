@@ -2,6 +2,7 @@
 // only as parameters.
 #include <gtest/gtest.h>
 
+#include "settler.h"
 #include "sql_protocol.h"
 
 TEST(SettleStatement, OnlyNonEmptyParts) {
@@ -39,4 +40,30 @@ TEST(ClaimStatement, NotDurableSkipsOnlyItsOwnCommitFlush) {
     auto st = jobq::BuildClaimStatement({{"a", 5, std::nullopt}}, "host:1", false);
     EXPECT_NE(st.sql.find("set_config('synchronous_commit', 'off', true)"), std::string::npos);
     EXPECT_EQ(st.params.size(), 4u);
+}
+
+TEST(SplitBatch, HalvesInOrderAndLosesNothing) {
+    jobq::SettleBatch batch;
+    batch.completes.push_back({1, 11, std::nullopt});
+    batch.completes.push_back({2, 12, std::nullopt});
+    batch.fails.push_back({3, 13, "boom", std::nullopt, false});
+    batch.heartbeats.push_back({4, 14, std::nullopt});
+    batch.releases.push_back({5, 15});
+    auto [first, second] = jobq::SplitBatch(batch);
+    EXPECT_EQ(first.size(), 2u);
+    EXPECT_EQ(second.size(), 3u);
+    ASSERT_EQ(first.completes.size(), 2u);
+    EXPECT_EQ(first.completes[1].id, 2);
+    EXPECT_EQ(second.fails.size(), 1u);
+    EXPECT_EQ(second.heartbeats.size(), 1u);
+    EXPECT_EQ(second.releases.size(), 1u);
+
+    jobq::SettleBatch two;
+    two.releases.push_back({6, 16});
+    two.releases.push_back({7, 17});
+    auto [a, b] = jobq::SplitBatch(two);
+    ASSERT_EQ(a.releases.size(), 1u);
+    ASSERT_EQ(b.releases.size(), 1u);
+    EXPECT_EQ(a.releases[0].id, 6);
+    EXPECT_EQ(b.releases[0].id, 7);
 }
