@@ -273,10 +273,23 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
     CheckKeys(root, "", {"database", "http", "runner", "queues"});
     Config c;
     if (const toml::table *db = GetTable(root, "database")) {
-        CheckKeys(*db, "database.", {"dsn"});
+        CheckKeys(*db, "database.", {"dsn", "pool_mode", "listen_dsn"});
         if (auto v = GetString(*db, "database.", "dsn")) {
             CheckDsn("database.dsn", *v);
             c.dsn = *v;
+        }
+        if (auto v = GetString(*db, "database.", "pool_mode")) {
+            if (*v == "session")
+                c.pool_mode = PoolMode::kSession;
+            else if (*v == "transaction")
+                c.pool_mode = PoolMode::kTransaction;
+            else
+                throw ConfigError(fmt::format(
+                    "database.pool_mode: \"{}\" is not \"session\" or \"transaction\"", *v));
+        }
+        if (auto v = GetString(*db, "database.", "listen_dsn")) {
+            CheckDsn("database.listen_dsn", *v);
+            c.listen_dsn = *v;
         }
     }
     if (const toml::table *http = GetTable(root, "http")) {

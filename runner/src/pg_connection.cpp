@@ -222,6 +222,7 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
                                 const std::vector<std::optional<std::string>> &params,
                                 OutcomeCallback callback) {
     if (!idle()) return false;
+    if (!options_.prepare || pooled_) return Send(sql, params, std::move(callback));
     if (prepared_.count(name) == 0) {
         // Prepare, then send again: the statement itself goes out when the
         // server has accepted it.
@@ -231,6 +232,9 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
                                      static_cast<int>(params.size()), nullptr);
             },
             [this, name, sql, params, callback = std::move(callback)](PgOutcome outcome) mutable {
+                // 42P05: this session never prepared it, yet it exists: the
+                // server connection was some other client's.
+                if (outcome.sqlstate == "42P05") return BecomePooled(sql, params, callback);
                 if (outcome.failure != PgFailure::kNone) {
                     callback(std::move(outcome));
                     return;
@@ -250,12 +254,27 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
             return PQsendQueryPrepared(conn_.get(), name.c_str(), static_cast<int>(values.size()),
                                        values.data(), nullptr, nullptr, 0);
         },
-        [this, name, callback = std::move(callback)](PgOutcome outcome) {
-            // Gone from the session (DISCARD ALL, DEALLOCATE): prepare it
-            // again next time; this call fails like any SQL error.
-            if (outcome.sqlstate == "26000") prepared_.erase(name);
+        [this, sql, params, callback = std::move(callback)](PgOutcome outcome) mutable {
+            // 26000: prepared in this session, and gone from it: nothing
+            // but a change of server connection (a transaction-mode pool)
+            // takes it away mid-session. Nothing ran: send it unprepared.
+            if (outcome.sqlstate == "26000") return BecomePooled(sql, params, callback);
             callback(std::move(outcome));
         });
+}
+
+void PgConnection::BecomePooled(const std::string &sql,
+                                const std::vector<std::optional<std::string>> &params,
+                                OutcomeCallback callback) {
+    pooled_ = true;
+    prepared_.clear();
+    if (callbacks_.on_pooled) callbacks_.on_pooled();
+    if (!Send(sql, params, callback)) {
+        PgOutcome lost;
+        lost.failure = PgFailure::kConnection;
+        lost.error = "connection lost";
+        callback(std::move(lost));
+    }
 }
 
 bool PgConnection::Dispatch(const std::function<int()> &send, OutcomeCallback callback) {

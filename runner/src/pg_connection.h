@@ -73,6 +73,8 @@ class PgConnection {
         Millis query_timeout{30'000};
         Millis reconnect_min{100};
         Millis reconnect_max{10'000};
+        // false: SendPrepared sends unprepared (a transaction-mode pool).
+        bool prepare = true;
     };
     struct Callbacks {
         std::function<void()> on_ready;
@@ -80,6 +82,12 @@ class PgConnection {
         std::function<void(const std::string &channel, const std::string &payload)> on_notify;
         // A fatal connect failure (see above); without it, those retry too.
         std::function<void(const std::string &why)> on_fatal;
+        // A prepared statement was lost between two statements of one
+        // session (or "already exists" in a session that never prepared
+        // it): the server connection changes under us, as behind a
+        // transaction-mode pool. SendPrepared sends unprepared from then on
+        // (the failed call is re-sent unprepared, nothing lost); called once.
+        std::function<void()> on_pooled;
     };
     using OutcomeCallback = std::function<void(PgOutcome)>;
 
@@ -101,12 +109,16 @@ class PgConnection {
               OutcomeCallback callback);
     // The same for a statement sent often: prepared under `name` on first
     // use on each connection (one extra round trip), then only bound and
-    // executed, so the server neither parses nor plans it again.
+    // executed, so the server neither parses nor plans it again. Unprepared
+    // (as Send) without Options::prepare or once on_pooled was called.
     bool SendPrepared(const std::string &name, const std::string &sql,
                       const std::vector<std::optional<std::string>> &params,
                       OutcomeCallback callback);
 
   private:
+    // on_pooled, then `callback` gets the outcome of the unprepared statement.
+    void BecomePooled(const std::string &sql, const std::vector<std::optional<std::string>> &params,
+                      OutcomeCallback callback);
     // Starts one libpq send (send() returns its result) and awaits the outcome.
     bool Dispatch(const std::function<int()> &send, OutcomeCallback callback);
     void BeginConnect();
@@ -139,6 +151,7 @@ class PgConnection {
     EventLoop::TimerId deadline_timer_ = 0;
     OutcomeCallback callback_;
     std::set<std::string> prepared_;  // statement names prepared on this connection
+    bool pooled_ = false;             // on_pooled was called: never prepare again
     PgResult last_result_;
     std::string first_error_;
     std::string first_sqlstate_;

@@ -30,6 +30,8 @@ constexpr Millis kMaintainEvery{100};
 constexpr Millis kFenceMargin = kMaintainEvery;
 constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
 constexpr Millis kClaimErrorPause{5'000};
+// Claims that failed in a row (server errors) before /healthz says so.
+constexpr int kClaimFailuresUnhealthy = 3;
 
 const char *OutcomeName(OutcomeKind kind) {
     switch (kind) {
@@ -132,20 +134,23 @@ int Runner::Run() {
                                        config_.reconnect_min, config_.reconnect_max};
     PgConnection::Options settle_options = work_options;
     settle_options.role = "settle";
+    work_options.prepare = config_.pool_mode == PoolMode::kSession;
     PgConnection::Options listen_options = work_options;
     listen_options.role = "listen";
+    if (!config_.listen_dsn.empty()) listen_options.dsn = config_.listen_dsn;
     auto fatal = [this](const char *role) {
         return [this, role](const std::string &why) {
             Fatal(fmt::format("cannot connect ({} connection); not retrying", role), why);
         };
     };
-    work_ =
-        std::make_unique<PgConnection>(loop_, work_options,
-                                       PgConnection::Callbacks{[this] {
-                                                                   SendStartupCheck();
-                                                                   WantAll();
-                                                               },
-                                                               nullptr, nullptr, fatal("work")});
+    PgConnection::Callbacks work_callbacks;
+    work_callbacks.on_ready = [this] {
+        SendStartupCheck();
+        WantAll();
+    };
+    work_callbacks.on_fatal = fatal("work");
+    work_callbacks.on_pooled = [this] { OnPooled(); };
+    work_ = std::make_unique<PgConnection>(loop_, work_options, std::move(work_callbacks));
     // Settles whose outcome a lost connection hid are back in pending_ and
     // go out at the next tick; nothing else to redo on reconnect.
     settle_ = std::make_unique<PgConnection>(
@@ -159,25 +164,27 @@ int Runner::Run() {
                       [this](const SettleBatch &batch, const PgOutcome &outcome, bool will_resend) {
                           OnSettleFailed(batch, outcome, will_resend);
                       }});
-    listen_ = std::make_unique<PgConnection>(
-        loop_, listen_options,
-        PgConnection::Callbacks{
-            [this] {
-                listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
-                    if (o.failure == PgFailure::kSql)
-                        Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
-                });
-                // Notifications sent while we were away are lost: look now.
-                WantAll();
-            },
-            nullptr,
-            [this](const std::string &channel, const std::string &payload) {
-                if (channel != "jobq_wakeup") return;
-                for (QueueState &q : queues_) {
-                    if (payload.empty() || q.config->name == payload) q.want_claim = true;
-                }
-            },
-            fatal("listen")});
+    bool listen = config_.pool_mode == PoolMode::kSession || !config_.listen_dsn.empty();
+    if (listen)
+        listen_ = std::make_unique<PgConnection>(
+            loop_, listen_options,
+            PgConnection::Callbacks{
+                [this] {
+                    listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
+                        if (o.failure == PgFailure::kSql)
+                            Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
+                    });
+                    // Notifications sent while we were away are lost: look now.
+                    WantAll();
+                },
+                nullptr,
+                [this](const std::string &channel, const std::string &payload) {
+                    if (channel != "jobq_wakeup") return;
+                    for (QueueState &q : queues_) {
+                        if (payload.empty() || q.config->name == payload) q.want_claim = true;
+                    }
+                },
+                fatal("listen")});
 
     loop_.AddTickHook([this] { Tick(); });
     std::function<void()> poll = [this, &poll] {
@@ -196,7 +203,13 @@ int Runner::Run() {
     (void)ignored;
     work_->Start();
     settle_->Start();
-    listen_->Start();
+    if (listen_) {
+        listen_->Start();
+    } else {
+        Log(LogLevel::kWarn,
+            "wake-ups off: pool_mode is \"transaction\" and no listen_dsn is set; claims poll",
+            {{"poll_interval", FormatDuration(config_.poll_interval)}});
+    }
     Log(LogLevel::kInfo, "config",
         {{"worker", worker},
          {"queues", std::to_string(queues_.size())},
@@ -206,7 +219,7 @@ int Runner::Run() {
                         : "off"}});
     loop_.Run();
     jobs_.clear();
-    listen_->Close();
+    if (listen_) listen_->Close();
     settle_->Close();
     work_->Close();
     return exit_code_;
@@ -244,6 +257,20 @@ void Runner::SendStartupCheck() {
     });
 }
 
+void Runner::OnPooled() {
+    bool listen_too = listen_ && config_.listen_dsn.empty();
+    Log(LogLevel::kWarn,
+        listen_too ? "the database connection is pooled per transaction (a prepared statement "
+                     "vanished): claims unprepared, wake-ups off, claims poll; set [database] "
+                     "pool_mode = \"transaction\" and listen_dsn"
+                   : "the database connection is pooled per transaction (a prepared statement "
+                     "vanished): claims unprepared; set [database] pool_mode = \"transaction\"",
+        {{"poll_interval", FormatDuration(config_.poll_interval)}});
+    // LISTEN through such a pool hears nothing once the server connection
+    // moves on: stop pretending.
+    if (listen_too) listen_->Close();
+}
+
 void Runner::WantAll() {
     for (QueueState &q : queues_) q.want_claim = true;
 }
@@ -254,7 +281,7 @@ HttpReply Runner::Route(const std::string &path) {
         reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
         reply.body =
             metrics_.Render(static_cast<uint64_t>(work_->reconnects() + settle_->reconnects() +
-                                                  listen_->reconnects()),
+                                                  (listen_ ? listen_->reconnects() : 0)),
                             DatabaseUp());
     } else if (path == "/healthz") {
         if (draining_) {
@@ -263,6 +290,9 @@ HttpReply Runner::Route(const std::string &path) {
         } else if (!DatabaseUp()) {
             reply.status = 503;
             reply.body = "database unavailable\n";
+        } else if (claim_failures_ >= kClaimFailuresUnhealthy) {
+            reply.status = 503;
+            reply.body = fmt::format("claims failing: {}\n", last_claim_error_);
         } else {
             reply.body = "ok\n";
         }
@@ -410,6 +440,12 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             }
         }
     };
+    if (outcome.failure == PgFailure::kSql) {
+        ++claim_failures_;
+        last_claim_error_ = outcome.error;
+    } else if (outcome.failure == PgFailure::kNone) {
+        claim_failures_ = 0;
+    }
     if (outcome.failure != PgFailure::kNone) {
         // Connection loss: on_ready wants everything again. A claim whose
         // commit we did not see leaves its jobs to the lease rescue.

@@ -6,7 +6,12 @@
 //                      batch at a time; a second backend, so the database
 //                      settles one batch while it claims the next
 //   listen connection  LISTEN jobq_wakeup; a notification (payload: queue
-//                      name) is only a hint that a claim may find work
+//                      name) is only a hint that a claim may find work;
+//                      on listen_dsn if set; none behind a transaction-mode
+//                      pool without one (claims poll)
+//   pooled             the work connection's server connection changes
+//                      between statements (a transaction-mode pool, set or
+//                      detected): no prepared claims, no LISTEN through it
 //   unsettled          a job whose handler has ended and whose settle is
 //                      queued or in flight; still held by this runner
 //   capacity           a queue's concurrency minus its running handlers, and
@@ -85,6 +90,8 @@ class Runner {
     // Stops the runner with exit status 2: `what` and the error in one line.
     void Fatal(const std::string &what, const std::string &error);
     void SendStartupCheck();
+    // The work connection turned out pooled per transaction (see above).
+    void OnPooled();
     void OnSignal();
     void BeginDrain();
     void OnGraceExpired();
@@ -134,7 +141,9 @@ class Runner {
     std::unordered_map<int64_t, Job> jobs_;
     std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
     UniqueFd signal_fd_;
-    bool checked_ = false;  // the start-up check passed
+    bool checked_ = false;    // the start-up check passed
+    int claim_failures_ = 0;  // claims refused by the server in a row (/healthz)
+    std::string last_claim_error_;
     bool check_in_flight_ = false;
     bool draining_ = false;
     bool grace_over_ = false;

@@ -292,3 +292,18 @@ TEST(CheckDsn, RefusesWhatLibpqCannotParse) {
             << e.what();
     }
 }
+
+TEST(Config, PoolModeAndListenDsn) {
+    Config c = Parse(kMinimalExec);
+    EXPECT_EQ(c.pool_mode, jobq::PoolMode::kSession);
+    EXPECT_EQ(c.listen_dsn, "");
+    c = Parse(std::string("[database]\ndsn = \"host=pool port=6432\"\npool_mode = \"transaction\"\n"
+                          "listen_dsn = \"host=db port=5432\"\n") +
+              kMinimalExec);
+    EXPECT_EQ(c.pool_mode, jobq::PoolMode::kTransaction);
+    EXPECT_EQ(c.listen_dsn, "host=db port=5432");
+    ExpectError(std::string("[database]\npool_mode = \"statement\"\n") + kMinimalExec,
+                "database.pool_mode", "\"statement\" is not");
+    ExpectError(std::string("[database]\nlisten_dsn = \"a = = b\"\n") + kMinimalExec,
+                "database.listen_dsn", "invalid connection string");
+}
