@@ -70,7 +70,7 @@ chaos:
 
 format:
 	clang-format -i $(SRCS) $(wildcard extension/src/*/*.h) \
-	  $(wildcard runner/src/*.cpp runner/src/*.h runner/tests/unit/*.cpp) $(wildcard test/unit/*.cpp)
+	  $(wildcard runner/src/*.cpp runner/src/*.h runner/src/*/*.cpp runner/src/*/*.h runner/tests/unit/*.cpp runner/bench/*.cpp) $(wildcard test/unit/*.cpp)
 
 clean: clean-extras
 clean-extras:

@@ -10,6 +10,7 @@ PACKAGES=(
   libipc-run-perl libjson-pp-perl
   pkg-config make g++ cmake
   libio-socket-ssl-perl openssl
+  pgbouncer
 )
 
 missing=()

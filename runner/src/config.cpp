@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 #include <toml++/toml.h>
 
 #include "hmac.h"
@@ -226,6 +227,23 @@ std::optional<std::string> ProcessEnv(const std::string &name) {
     return std::string(v);
 }
 
+void CheckDsn(const std::string &key, const std::string &dsn) {
+    // What libpq takes for a connection string rather than a database name
+    // (the runner passes the dsn as dbname with expand_dbname).
+    bool uri = dsn.rfind("postgresql://", 0) == 0 || dsn.rfind("postgres://", 0) == 0;
+    if (!uri && dsn.find('=') == std::string::npos) return;
+    char *error = nullptr;
+    PQconninfoOption *options = PQconninfoParse(dsn.c_str(), &error);
+    if (options) {
+        PQconninfoFree(options);
+        return;
+    }
+    std::string why = error ? error : "out of memory";
+    if (error) PQfreemem(error);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    throw ConfigError(fmt::format("{}: invalid connection string: {}", key, why));
+}
+
 void ParseListen(const std::string &key, const std::string &value, std::string *host, int *port) {
     auto colon = value.rfind(':');
     if (colon == std::string::npos) Fail(key, "must be \"host:port\", e.g. \"127.0.0.1:9187\"");
@@ -255,8 +273,24 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin, const 
     CheckKeys(root, "", {"database", "http", "runner", "queues"});
     Config c;
     if (const toml::table *db = GetTable(root, "database")) {
-        CheckKeys(*db, "database.", {"dsn"});
-        if (auto v = GetString(*db, "database.", "dsn")) c.dsn = *v;
+        CheckKeys(*db, "database.", {"dsn", "pool_mode", "listen_dsn"});
+        if (auto v = GetString(*db, "database.", "dsn")) {
+            CheckDsn("database.dsn", *v);
+            c.dsn = *v;
+        }
+        if (auto v = GetString(*db, "database.", "pool_mode")) {
+            if (*v == "session")
+                c.pool_mode = PoolMode::kSession;
+            else if (*v == "transaction")
+                c.pool_mode = PoolMode::kTransaction;
+            else
+                throw ConfigError(fmt::format(
+                    "database.pool_mode: \"{}\" is not \"session\" or \"transaction\"", *v));
+        }
+        if (auto v = GetString(*db, "database.", "listen_dsn")) {
+            CheckDsn("database.listen_dsn", *v);
+            c.listen_dsn = *v;
+        }
     }
     if (const toml::table *http = GetTable(root, "http")) {
         CheckKeys(*http, "http.", {"listen"});

@@ -52,8 +52,19 @@ struct QueueConfig {
     std::string ca_file;     // extra CA bundle; empty: the system store
 };
 
+// How the dsn's connections are pooled (docs/runner.md, "Poolers").
+//   kSession      a session of its own (PostgreSQL, or a session-mode pool):
+//                 prepared claims, LISTEN on the same dsn
+//   kTransaction  another client may get the server connection after every
+//                 transaction: no prepared statements, no LISTEN there
+enum class PoolMode { kSession, kTransaction };
+
 struct Config {
-    std::string dsn;     // empty: libpq defaults and PG* variables
+    std::string dsn;  // empty: libpq defaults and PG* variables
+    PoolMode pool_mode = PoolMode::kSession;
+    // Where to LISTEN for wake-ups; empty: dsn in session mode, none (polling
+    // only) in transaction mode.
+    std::string listen_dsn;
     std::string listen;  // "host:port" for /metrics and /healthz; empty: off
     std::string worker;  // the worker name recorded on claims
     Millis poll_interval{5'000};
@@ -78,6 +89,10 @@ Config ParseConfig(std::string_view toml_text, const std::string &origin,
                    const EnvLookup &env = ProcessEnv);
 
 Config LoadConfigFile(const std::string &path, const EnvLookup &env = ProcessEnv);
+
+// Throws ConfigError (naming `key`) unless `dsn` is empty, a plain database
+// name, or a connection string / URI that libpq can parse.
+void CheckDsn(const std::string &key, const std::string &dsn);
 
 // Parses "host:port" (IPv4 literal or "localhost"); throws ConfigError
 // naming `key`.

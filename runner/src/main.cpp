@@ -1,7 +1,8 @@
 // jobq-runner entry point: command line, config, process setup.
 //
 // Exit status: 0 after a clean shutdown, 1 on a second signal or when jobs
-// could not be handed back, 2 on a configuration or setup error.
+// could not be handed back, 2 on a configuration or setup error, including
+// database errors at start-up that retrying cannot heal (see runner.h).
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -66,7 +67,10 @@ int main(int argc, char **argv) {
     jobq::Config config;
     try {
         config = jobq::LoadConfigFile(config_path);
-        if (!dsn.empty()) config.dsn = dsn;
+        if (!dsn.empty()) {
+            jobq::CheckDsn("--dsn", dsn);
+            config.dsn = dsn;
+        }
         if (!listen.empty()) {
             std::string host;
             int port;

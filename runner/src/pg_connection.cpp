@@ -52,6 +52,27 @@ std::vector<const char *> ParamPointers(const std::vector<std::optional<std::str
 
 }  // namespace
 
+bool TransientSqlState(const std::string &sqlstate) {
+    std::string cls = sqlstate.substr(0, 2);
+    return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "55";
+}
+
+bool UnhealableConnectError(const std::string &message, bool needs_password) {
+    if (needs_password) return true;  // no password given, and one is required
+    for (const char *pattern :
+         {"authentication failed for user",  // 28P01 password, peer, ident, ...
+          "no pg_hba.conf entry for",        // 28000
+          "pg_hba.conf rejects connection",  // 28000
+          "is not permitted to log in",      // 28000
+          "does not exist",                  // 3D000 database, 28000 role
+          "permission denied for database",  // 42501 no CONNECT privilege
+          "no such database",                // PgBouncer: not in its [databases]
+          "invalid connection option", "invalid sslmode value", "invalid integer value"}) {
+        if (message.find(pattern) != std::string::npos) return true;
+    }
+    return false;
+}
+
 PgConnection::PgConnection(EventLoop &loop, Options options, Callbacks callbacks)
     : loop_(loop),
       options_(std::move(options)),
@@ -102,8 +123,8 @@ void PgConnection::BeginConnect() {
     prepared_.clear();  // a new session knows none
     conn_.reset(PQconnectStartParams(keywords, values, 1));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
-        Lost(conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory");
-        return;
+        if (!conn_) return Lost("out of memory");
+        return ConnectFailed(Trimmed(PQerrorMessage(conn_.get())));
     }
     PQsetNoticeReceiver(conn_.get(), OnServerMessage, &options_.role);
     connecting_ = true;
@@ -126,7 +147,7 @@ void PgConnection::ConnectStep() {
             WatchSocket(EPOLLOUT);
             return;
         case PGRES_POLLING_FAILED:
-            Lost(Trimmed(PQerrorMessage(conn_.get())));
+            ConnectFailed(Trimmed(PQerrorMessage(conn_.get())));
             return;
         case PGRES_POLLING_OK:
             break;
@@ -201,6 +222,7 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
                                 const std::vector<std::optional<std::string>> &params,
                                 OutcomeCallback callback) {
     if (!idle()) return false;
+    if (!options_.prepare || pooled_) return Send(sql, params, std::move(callback));
     if (prepared_.count(name) == 0) {
         // Prepare, then send again: the statement itself goes out when the
         // server has accepted it.
@@ -210,6 +232,9 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
                                      static_cast<int>(params.size()), nullptr);
             },
             [this, name, sql, params, callback = std::move(callback)](PgOutcome outcome) mutable {
+                // 42P05: this session never prepared it, yet it exists: the
+                // server connection was some other client's.
+                if (outcome.sqlstate == "42P05") return BecomePooled(sql, params, callback);
                 if (outcome.failure != PgFailure::kNone) {
                     callback(std::move(outcome));
                     return;
@@ -229,12 +254,27 @@ bool PgConnection::SendPrepared(const std::string &name, const std::string &sql,
             return PQsendQueryPrepared(conn_.get(), name.c_str(), static_cast<int>(values.size()),
                                        values.data(), nullptr, nullptr, 0);
         },
-        [this, name, callback = std::move(callback)](PgOutcome outcome) {
-            // Gone from the session (DISCARD ALL, DEALLOCATE): prepare it
-            // again next time; this call fails like any SQL error.
-            if (outcome.sqlstate == "26000") prepared_.erase(name);
+        [this, sql, params, callback = std::move(callback)](PgOutcome outcome) mutable {
+            // 26000: prepared in this session, and gone from it: nothing
+            // but a change of server connection (a transaction-mode pool)
+            // takes it away mid-session. Nothing ran: send it unprepared.
+            if (outcome.sqlstate == "26000") return BecomePooled(sql, params, callback);
             callback(std::move(outcome));
         });
+}
+
+void PgConnection::BecomePooled(const std::string &sql,
+                                const std::vector<std::optional<std::string>> &params,
+                                OutcomeCallback callback) {
+    pooled_ = true;
+    prepared_.clear();
+    if (callbacks_.on_pooled) callbacks_.on_pooled();
+    if (!Send(sql, params, callback)) {
+        PgOutcome lost;
+        lost.failure = PgFailure::kConnection;
+        lost.error = "connection lost";
+        callback(std::move(lost));
+    }
 }
 
 bool PgConnection::Dispatch(const std::function<int()> &send, OutcomeCallback callback) {
@@ -312,6 +352,15 @@ void PgConnection::Finish(PgOutcome outcome) {
     if (bad && outcome.failure != PgFailure::kNone) outcome.failure = PgFailure::kConnection;
     if (callback) callback(std::move(outcome));
     if (bad && conn_) Lost("connection lost");
+}
+
+void PgConnection::ConnectFailed(const std::string &why) {
+    if (ever_ready_ || !callbacks_.on_fatal ||
+        !UnhealableConnectError(why, PQconnectionNeedsPassword(conn_.get()) != 0))
+        return Lost(why);
+    // Not retried: wrong credentials or names stay wrong.
+    Close();
+    callbacks_.on_fatal(why);
 }
 
 void PgConnection::Lost(const std::string &why) {

@@ -1,6 +1,6 @@
-// The runner's state machine: start-up, shutdown, claims, handlers and
-// fencing (see runner.h for the vocabulary; the settle side is in
-// runner_settle.cpp).
+// The runner's state machine: start-up, shutdown, claims, handlers,
+// fencing, and what settle answers mean for the jobs (see runner.h for the
+// vocabulary; sending the settles is the Settler's, settler.h).
 #include "runner.h"
 
 #include <signal.h>
@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "handlers/noop.h"
 #include "json_text.h"
 #include "log.h"
 
@@ -29,6 +30,8 @@ constexpr Millis kMaintainEvery{100};
 constexpr Millis kFenceMargin = kMaintainEvery;
 constexpr Millis kFlushBudget{10'000};  // after the grace period, to hand jobs back
 constexpr Millis kClaimErrorPause{5'000};
+// Claims that failed in a row (server errors) before /healthz says so.
+constexpr int kClaimFailuresUnhealthy = 3;
 
 const char *OutcomeName(OutcomeKind kind) {
     switch (kind) {
@@ -43,21 +46,6 @@ const char *OutcomeName(OutcomeKind kind) {
     }
     return "?";
 }
-
-class NoopExecution : public Execution {
-  public:
-    NoopExecution(EventLoop &loop, DoneCallback done) : loop_(loop) {
-        timer_ = loop_.After(Millis(0), [this, done = std::move(done)] {
-            timer_ = 0;
-            done(Outcome{});  // may destroy *this
-        });
-    }
-    ~NoopExecution() override { loop_.Cancel(timer_); }
-
-  private:
-    EventLoop &loop_;
-    EventLoop::TimerId timer_ = 0;
-};
 
 }  // namespace
 
@@ -146,31 +134,57 @@ int Runner::Run() {
                                        config_.reconnect_min, config_.reconnect_max};
     PgConnection::Options settle_options = work_options;
     settle_options.role = "settle";
+    work_options.prepare = config_.pool_mode == PoolMode::kSession;
     PgConnection::Options listen_options = work_options;
     listen_options.role = "listen";
-    work_ = std::make_unique<PgConnection>(
-        loop_, work_options, PgConnection::Callbacks{[this] { WantAll(); }, nullptr, nullptr});
+    if (!config_.listen_dsn.empty()) listen_options.dsn = config_.listen_dsn;
+    auto fatal = [this](const char *role) {
+        return [this, role](const std::string &why) {
+            Fatal(fmt::format("cannot connect ({} connection); not retrying", role), why);
+        };
+    };
+    PgConnection::Callbacks work_callbacks;
+    work_callbacks.on_ready = [this] {
+        SendStartupCheck();
+        WantAll();
+    };
+    work_callbacks.on_fatal = fatal("work");
+    work_callbacks.on_pooled = [this] { OnPooled(); };
+    work_ = std::make_unique<PgConnection>(loop_, work_options, std::move(work_callbacks));
     // Settles whose outcome a lost connection hid are back in pending_ and
     // go out at the next tick; nothing else to redo on reconnect.
-    settle_ = std::make_unique<PgConnection>(loop_, settle_options, PgConnection::Callbacks{});
-    listen_ = std::make_unique<PgConnection>(
-        loop_, listen_options,
-        PgConnection::Callbacks{
-            [this] {
-                listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
-                    if (o.failure == PgFailure::kSql)
-                        Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
-                });
-                // Notifications sent while we were away are lost: look now.
-                WantAll();
-            },
-            nullptr,
-            [this](const std::string &channel, const std::string &payload) {
-                if (channel != "jobq_wakeup") return;
-                for (QueueState &q : queues_) {
-                    if (payload.empty() || q.config->name == payload) q.want_claim = true;
-                }
-            }});
+    settle_ = std::make_unique<PgConnection>(
+        loop_, settle_options, PgConnection::Callbacks{nullptr, nullptr, nullptr, fatal("settle")});
+    settler_ = std::make_unique<Settler>(
+        *settle_, Settler::Callbacks{
+                      [this](const HeartbeatItem &h) { return HeartbeatWanted(h); },
+                      [this](const SettleBatch &batch, const SettleAcks &acks, TimePoint sent) {
+                          OnSettleAnswered(batch, acks, sent);
+                      },
+                      [this](const SettleBatch &batch, const PgOutcome &outcome, bool will_resend) {
+                          OnSettleFailed(batch, outcome, will_resend);
+                      }});
+    bool listen = config_.pool_mode == PoolMode::kSession || !config_.listen_dsn.empty();
+    if (listen)
+        listen_ = std::make_unique<PgConnection>(
+            loop_, listen_options,
+            PgConnection::Callbacks{
+                [this] {
+                    listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
+                        if (o.failure == PgFailure::kSql)
+                            Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
+                    });
+                    // Notifications sent while we were away are lost: look now.
+                    WantAll();
+                },
+                nullptr,
+                [this](const std::string &channel, const std::string &payload) {
+                    if (channel != "jobq_wakeup") return;
+                    for (QueueState &q : queues_) {
+                        if (payload.empty() || q.config->name == payload) q.want_claim = true;
+                    }
+                },
+                fatal("listen")});
 
     loop_.AddTickHook([this] { Tick(); });
     std::function<void()> poll = [this, &poll] {
@@ -189,7 +203,13 @@ int Runner::Run() {
     (void)ignored;
     work_->Start();
     settle_->Start();
-    listen_->Start();
+    if (listen_) {
+        listen_->Start();
+    } else {
+        Log(LogLevel::kWarn,
+            "wake-ups off: pool_mode is \"transaction\" and no listen_dsn is set; claims poll",
+            {{"poll_interval", FormatDuration(config_.poll_interval)}});
+    }
     Log(LogLevel::kInfo, "config",
         {{"worker", worker},
          {"queues", std::to_string(queues_.size())},
@@ -199,10 +219,56 @@ int Runner::Run() {
                         : "off"}});
     loop_.Run();
     jobs_.clear();
-    listen_->Close();
+    if (listen_) listen_->Close();
     settle_->Close();
     work_->Close();
     return exit_code_;
+}
+
+void Runner::Fatal(const std::string &what, const std::string &error) {
+    if (exit_code_ == 2) return;  // the first says it
+    Log(LogLevel::kError, what, {{"error", error}});
+    exit_code_ = 2;
+    loop_.Stop();
+}
+
+void Runner::SendStartupCheck() {
+    if (checked_ || check_in_flight_ || !work_->idle()) return;
+    check_in_flight_ = true;
+    Statement st = BuildStartupCheck();
+    work_->Send(st.sql, st.params, [this](PgOutcome outcome) {
+        check_in_flight_ = false;
+        if (outcome.failure == PgFailure::kConnection) return;  // again on reconnect
+        if (outcome.failure == PgFailure::kSql) {
+            if (TransientSqlState(outcome.sqlstate)) {
+                loop_.After(kClaimErrorPause, [this] { SendStartupCheck(); });
+                return;
+            }
+            Fatal("start-up check failed; not retrying", outcome.error);
+            return;
+        }
+        StartupCheck check = ParseStartupCheck(outcome.result.get());
+        std::string problem = check.Problem();
+        if (!problem.empty()) {
+            Fatal("cannot work queues; not retrying", problem);
+            return;
+        }
+        checked_ = true;
+    });
+}
+
+void Runner::OnPooled() {
+    bool listen_too = listen_ && config_.listen_dsn.empty();
+    Log(LogLevel::kWarn,
+        listen_too ? "the database connection is pooled per transaction (a prepared statement "
+                     "vanished): claims unprepared, wake-ups off, claims poll; set [database] "
+                     "pool_mode = \"transaction\" and listen_dsn"
+                   : "the database connection is pooled per transaction (a prepared statement "
+                     "vanished): claims unprepared; set [database] pool_mode = \"transaction\"",
+        {{"poll_interval", FormatDuration(config_.poll_interval)}});
+    // LISTEN through such a pool hears nothing once the server connection
+    // moves on: stop pretending.
+    if (listen_too) listen_->Close();
 }
 
 void Runner::WantAll() {
@@ -215,7 +281,7 @@ HttpReply Runner::Route(const std::string &path) {
         reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
         reply.body =
             metrics_.Render(static_cast<uint64_t>(work_->reconnects() + settle_->reconnects() +
-                                                  listen_->reconnects()),
+                                                  (listen_ ? listen_->reconnects() : 0)),
                             DatabaseUp());
     } else if (path == "/healthz") {
         if (draining_) {
@@ -224,6 +290,9 @@ HttpReply Runner::Route(const std::string &path) {
         } else if (!DatabaseUp()) {
             reply.status = 503;
             reply.body = "database unavailable\n";
+        } else if (claim_failures_ >= kClaimFailuresUnhealthy) {
+            reply.status = 503;
+            reply.body = fmt::format("claims failing: {}\n", last_claim_error_);
         } else {
             reply.body = "ok\n";
         }
@@ -254,7 +323,7 @@ void Runner::OnGraceExpired() {
         job.queue->running--;
         metrics_.queue(job.queue->config->name).running--;
         MarkSettling(job);
-        pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
+        settler_->pending().releases.push_back(ReleaseItem{id, job.claimed.token});
         Log(LogLevel::kInfo, "job stopped at shutdown; releasing", {{"job", std::to_string(id)}});
     }
     flush_timer_ = loop_.After(kFlushBudget, [this] {
@@ -273,7 +342,7 @@ void Runner::Tick() {
     // A claim still in flight would come back with jobs to release, and a
     // settle in flight with jobs to forget: wait for both connections.
     bool quiet = (work_->idle() || !work_->ready()) && (settle_->idle() || !settle_->ready());
-    if (draining_ && jobs_.empty() && pending_.empty() && quiet) {
+    if (draining_ && jobs_.empty() && settler_->empty() && quiet) {
         Log(LogLevel::kNotice, "shut down cleanly");
         loop_.Stop();
     }
@@ -282,8 +351,7 @@ void Runner::Tick() {
 void Runner::SendNext() {
     // Each on its own backend: the database settles batch n while it claims
     // batch n+1, instead of one backend doing both in turn.
-    if (settle_->idle() && !pending_.empty() && EventLoop::Now() >= settle_paused_until_)
-        SendSettles();
+    settler_->SendIfReady();
     if (work_->idle() && !draining_) MaybeClaim();
 }
 
@@ -327,7 +395,7 @@ Millis Runner::HeartbeatInterval(const Job &job) const {
 bool Runner::MaybeClaim() {
     // Jobs claimed now could neither be settled nor have their leases
     // extended: wait for the settle connection (wants are kept).
-    if (!settle_->ready()) return false;
+    if (!settle_->ready() || !checked_) return false;
     TimePoint now = EventLoop::Now();
     std::vector<ClaimRequest> requests;
     for (QueueState &q : queues_) {
@@ -372,6 +440,12 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             }
         }
     };
+    if (outcome.failure == PgFailure::kSql) {
+        ++claim_failures_;
+        last_claim_error_ = outcome.error;
+    } else if (outcome.failure == PgFailure::kNone) {
+        claim_failures_ = 0;
+    }
     if (outcome.failure != PgFailure::kNone) {
         // Connection loss: on_ready wants everything again. A claim whose
         // commit we did not see leaves its jobs to the lease rescue.
@@ -400,24 +474,17 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
             if (q.config->name == requests[0].queue) q.claim_alone = false;
         }
     }
-    const PGresult *res = outcome.result.get();
-    int rows = res ? PQntuples(res) : 0;
+    std::vector<ClaimedRow> claimed = ParseClaimResult(outcome.result.get());
     Log(LogLevel::kDebug, "claimed",
-        {{"jobs", std::to_string(rows)},
+        {{"jobs", std::to_string(claimed.size())},
          {"round_trip",
           fmt::format("{:.3f}s", std::chrono::duration<double>(now - sent).count())}});
     std::unordered_map<std::string, int> got;
     std::vector<std::pair<int64_t, QueueState *>> to_start;
-    to_start.reserve(static_cast<size_t>(rows));
-    for (int i = 0; i < rows; ++i) {
-        ClaimedJob c;
-        c.id = std::strtoll(PQgetvalue(res, i, 0), nullptr, 10);
-        c.queue = PQgetvalue(res, i, 1);
-        c.payload = PQgetvalue(res, i, 2);
-        c.attempt = std::atoi(PQgetvalue(res, i, 3));
-        c.token = std::strtoll(PQgetvalue(res, i, 4), nullptr, 10);
-        double remaining =
-            PQgetisnull(res, i, 5) ? 0.0 : std::strtod(PQgetvalue(res, i, 5), nullptr);
+    to_start.reserve(claimed.size());
+    for (ClaimedRow &row : claimed) {
+        ClaimedJob &c = row.job;
+        double remaining = row.lease_left_seconds;
         QueueState *queue = nullptr;
         for (QueueState &q : queues_) {
             if (q.config->name == c.queue) queue = &q;
@@ -443,7 +510,7 @@ void Runner::OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOut
         auto it = jobs_.emplace(id, std::move(job)).first;
         if (draining_) {
             MarkSettling(it->second);
-            pending_.releases.push_back(ReleaseItem{id, it->second.claimed.token});
+            settler_->pending().releases.push_back(ReleaseItem{id, it->second.claimed.token});
             continue;
         }
         to_start.emplace_back(id, queue);
@@ -481,7 +548,7 @@ void Runner::StartHandler(Job &job) {
         Log(LogLevel::kWarn, "lease expired before the handler could start; not started, released",
             {{"job", std::to_string(id)}, {"queue", job.queue->config->name}});
         MarkSettling(job);
-        pending_.releases.push_back(ReleaseItem{id, job.claimed.token});
+        settler_->pending().releases.push_back(ReleaseItem{id, job.claimed.token});
         return;
     }
     job.started = now;
@@ -497,7 +564,7 @@ void Runner::StartHandler(Job &job) {
              {"attempt", std::to_string(job.claimed.attempt)}});
     switch (qc.handler) {
         case HandlerKind::kNoop:
-            job.execution = std::make_unique<NoopExecution>(loop_, std::move(done));
+            job.execution = StartNoop(loop_, std::move(done));
             break;
         case HandlerKind::kExec:
             job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done));
@@ -538,13 +605,14 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
     }
     MarkSettling(job);
     if (outcome.kind == OutcomeKind::kComplete) {
-        pending_.completes.push_back(
+        settler_->pending().completes.push_back(
             CompleteItem{id, job.claimed.token, std::move(outcome.result)});
     } else {
         std::string error = SanitizeText(outcome.error);
         if (error.empty()) error = "failed";
-        pending_.fails.push_back(FailItem{id, job.claimed.token, std::move(error), outcome.retry_in,
-                                          outcome.kind == OutcomeKind::kDiscard});
+        settler_->pending().fails.push_back(FailItem{id, job.claimed.token, std::move(error),
+                                                     outcome.retry_in,
+                                                     outcome.kind == OutcomeKind::kDiscard});
     }
     // Capacity freed: if the last claim came back full there may be more.
 }
@@ -558,7 +626,7 @@ void Runner::Maintain() {
             fenced.push_back(id);
         } else if (now >= job.next_heartbeat && !job.heartbeat_pending) {
             job.heartbeat_pending = true;
-            pending_.heartbeats.push_back(
+            settler_->pending().heartbeats.push_back(
                 HeartbeatItem{id, job.claimed.token, job.queue->config->lease});
         }
     }
@@ -566,6 +634,134 @@ void Runner::Maintain() {
         auto it = jobs_.find(id);
         if (it != jobs_.end())
             StopJob(it->second, "lease could not be extended in time; handler stopped (fenced)");
+    }
+}
+
+bool Runner::HeartbeatWanted(const HeartbeatItem &h) const {
+    auto it = jobs_.find(h.id);
+    return it != jobs_.end() && it->second.claimed.token == h.token && it->second.execution;
+}
+
+void Runner::OnSettleFailed(const SettleBatch &batch, const PgOutcome &outcome, bool will_resend) {
+    for (const HeartbeatItem &h : batch.heartbeats) {
+        auto it = jobs_.find(h.id);
+        if (it != jobs_.end() && it->second.claimed.token == h.token)
+            it->second.heartbeat_pending = false;
+    }
+    if (will_resend) return;
+    // Refused alone (the Settler isolated it): only this job is affected.
+    auto report = [this, &outcome](const char *settle, int64_t id, int64_t token,
+                                   const char *consequence) {
+        auto it = jobs_.find(id);
+        std::string queue = it != jobs_.end() && it->second.claimed.token == token
+                                ? it->second.queue->config->name
+                                : "";
+        Log(LogLevel::kError, fmt::format("{} failed; {}", settle, consequence),
+            {{"job", std::to_string(id)},
+             {"queue", queue},
+             {"error", outcome.error},
+             {"sqlstate", outcome.sqlstate}});
+    };
+    const char *returns = "the job returns to the queue after its lease";
+    for (auto &c : batch.completes) {
+        report("completion", c.id, c.token, returns);
+        EraseJob(c.id, c.token);
+    }
+    for (auto &f : batch.fails) {
+        report("failure", f.id, f.token, returns);
+        EraseJob(f.id, f.token);
+    }
+    for (auto &r : batch.releases) {
+        report("release", r.id, r.token, returns);
+        EraseJob(r.id, r.token);
+    }
+    for (auto &h : batch.heartbeats)
+        report("heartbeat", h.id, h.token, "tried again at the next interval");
+}
+
+void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, TimePoint sent) {
+    Log(LogLevel::kDebug, "settled",
+        {{"settles", std::to_string(batch.size())},
+         {"round_trip",
+          fmt::format("{:.3f}s", std::chrono::duration<double>(EventLoop::Now() - sent).count())}});
+    // The queue of the claim a settle was for ("" if it is gone already).
+    auto queue_of = [this](int64_t id, int64_t token) -> std::string {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end() || it->second.claimed.token != token) return "";
+        return it->second.queue->config->name;
+    };
+    QueueMetrics scratch;  // counts for claims we no longer know
+    // A settle the database did not apply. Re-sent after a lost connection,
+    // the first send may have been applied: the runner cannot tell which.
+    auto refused = [](QueueMetrics &m, const char *what, bool resent, int64_t id,
+                      const std::string &queue) {
+        ++m.refused;
+        std::string msg =
+            resent ? fmt::format(
+                         "{} not applied when re-sent after a lost connection: the first "
+                         "send was applied, or the lease was lost",
+                         what)
+                   : fmt::format("{} refused: the lease was no longer ours", what);
+        Log(LogLevel::kWarn, msg, {{"job", std::to_string(id)}, {"queue", queue}});
+    };
+    for (const CompleteItem &c : batch.completes) {
+        std::string queue = queue_of(c.id, c.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
+        if (acks.completed.count(c.id)) {
+            ++m.completed;
+            if (Verbose())
+                Log(LogLevel::kInfo, "job completed",
+                    {{"job", std::to_string(c.id)}, {"queue", queue}});
+        } else {
+            refused(m, "completion", c.resent, c.id, queue);
+        }
+        EraseJob(c.id, c.token);
+    }
+    for (const FailItem &f : batch.fails) {
+        std::string queue = queue_of(f.id, f.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
+        auto it = acks.failed.find(f.id);
+        if (it != acks.failed.end()) {
+            ++m.failed;
+            if (it->second == "dead")
+                ++m.dead;
+            else
+                ++m.retried;
+            if (Verbose())
+                Log(LogLevel::kInfo, "job failed",
+                    {{"job", std::to_string(f.id)},
+                     {"queue", queue},
+                     {"state", it->second},
+                     {"error", f.error}});
+        } else {
+            refused(m, "failure", f.resent, f.id, queue);
+        }
+        EraseJob(f.id, f.token);
+    }
+    for (const ReleaseItem &r : batch.releases) {
+        std::string queue = queue_of(r.id, r.token);
+        if (acks.released.count(r.id) && !queue.empty()) ++metrics_.queue(queue).released;
+        if (Verbose())
+            Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
+        EraseJob(r.id, r.token);
+    }
+    TimePoint now = EventLoop::Now();
+    for (const HeartbeatItem &h : batch.heartbeats) {
+        auto it = jobs_.find(h.id);
+        if (it == jobs_.end() || it->second.claimed.token != h.token) continue;
+        Job &job = it->second;
+        job.heartbeat_pending = false;
+        if (!job.execution) continue;  // ended meanwhile; its settle decides
+        auto ack = acks.heartbeats.find(h.id);
+        if (ack == acks.heartbeats.end()) {
+            StopJob(
+                job,
+                "job no longer held (cancelled, rescued or settled elsewhere); handler stopped");
+            continue;
+        }
+        job.lease_deadline = sent + std::chrono::duration_cast<SteadyClock::duration>(
+                                        std::chrono::duration<double>(ack->second));
+        job.next_heartbeat = now + HeartbeatInterval(job);
     }
 }
 

@@ -6,7 +6,12 @@
 //                      batch at a time; a second backend, so the database
 //                      settles one batch while it claims the next
 //   listen connection  LISTEN jobq_wakeup; a notification (payload: queue
-//                      name) is only a hint that a claim may find work
+//                      name) is only a hint that a claim may find work;
+//                      on listen_dsn if set; none behind a transaction-mode
+//                      pool without one (claims poll)
+//   pooled             the work connection's server connection changes
+//                      between statements (a transaction-mode pool, set or
+//                      detected): no prepared claims, no LISTEN through it
 //   unsettled          a job whose handler has ended and whose settle is
 //                      queued or in flight; still held by this runner
 //   capacity           a queue's concurrency minus its running handlers, and
@@ -23,8 +28,12 @@
 //   draining           after SIGTERM/SIGINT: no more claims; running
 //                      handlers get the grace period, then are stopped and
 //                      their jobs released; a second signal exits at once
+//   start-up check     before the first claim: the work connection's role
+//                      must have jobq_worker, in a database with jobq
 // Error policy: database trouble is never fatal (reconnect with backoff,
-// settles kept and re-sent); config and setup errors are fatal at start.
+// settles kept and re-sent), except what no retry heals at start-up: bad
+// credentials, a missing database, a role without jobq_worker (exit 2).
+// Config and setup errors are fatal at start.
 #pragma once
 
 #include <memory>
@@ -35,13 +44,14 @@
 
 #include "config.h"
 #include "event_loop.h"
-#include "exec_handler.h"
-#include "http_handler.h"
+#include "handlers/exec.h"
+#include "handlers/http.h"
 #include "job.h"
 #include "metrics.h"
 #include "metrics_server.h"
 #include "pg_connection.h"
 #include "settler.h"
+#include "sql_protocol.h"
 
 namespace jobq {
 
@@ -77,6 +87,11 @@ class Runner {
     };
 
     void SetUpSignals();
+    // Stops the runner with exit status 2: `what` and the error in one line.
+    void Fatal(const std::string &what, const std::string &error);
+    void SendStartupCheck();
+    // The work connection turned out pooled per transaction (see above).
+    void OnPooled();
     void OnSignal();
     void BeginDrain();
     void OnGraceExpired();
@@ -84,8 +99,10 @@ class Runner {
     // Sends pending settles if the settle connection is free, and a claim
     // if the work connection is free.
     void SendNext();
-    void SendSettles();
-    void OnSettled(SettleBatch batch, TimePoint sent, PgOutcome outcome);
+    // What the database said of a settle batch (see settler.h).
+    void OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, TimePoint sent);
+    void OnSettleFailed(const SettleBatch &batch, const PgOutcome &outcome, bool will_resend);
+    bool HeartbeatWanted(const HeartbeatItem &heartbeat) const;
     // Sends a claim if a queue wants one and has capacity; true if sent.
     bool MaybeClaim();
     void OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome);
@@ -117,14 +134,17 @@ class Runner {
     std::unique_ptr<PgConnection> work_;
     std::unique_ptr<PgConnection> settle_;
     std::unique_ptr<PgConnection> listen_;
+    std::unique_ptr<Settler> settler_;  // on settle_
     std::unique_ptr<MetricsServer> http_server_;
     Metrics metrics_;
     std::vector<QueueState> queues_;
     std::unordered_map<int64_t, Job> jobs_;
     std::vector<std::unique_ptr<Execution>> graveyard_;  // ended executions, freed at tick end
-    SettleBatch pending_;
     UniqueFd signal_fd_;
-    TimePoint settle_paused_until_;  // after a transient server-side settle error
+    bool checked_ = false;    // the start-up check passed
+    int claim_failures_ = 0;  // claims refused by the server in a row (/healthz)
+    std::string last_claim_error_;
+    bool check_in_flight_ = false;
     bool draining_ = false;
     bool grace_over_ = false;
     int exit_code_ = 0;

@@ -1,164 +1,118 @@
-// SQL for batched claims and settles. Values are always parameters (text
-// array literals); only the shape of the statement varies with which kinds
-// of settle the batch holds, so empty arrays never reach the functions.
+// Settler (see settler.h).
 #include "settler.h"
 
-#include <cstdlib>
+#include <algorithm>
+#include <iterator>
+#include <string>
 
-#include <fmt/format.h>
-
-#include "pg_text.h"
+#include "log.h"
 
 namespace jobq {
 namespace {
 
-template <typename T, typename F>
-std::string Column(const std::vector<T> &items, F field) {
-    std::vector<std::optional<std::string>> values;
-    values.reserve(items.size());
-    for (const T &item : items) values.push_back(field(item));
-    return ArrayLiteral(values);
+// After a server-side error, so a persistent one is not retried in a loop.
+constexpr Millis kSettleErrorPause{1'000};
+
+// Moves the first `n` items of `from` to the end of `to`; returns how many.
+template <typename T>
+size_t MoveFirst(std::vector<T> &from, std::vector<T> &to, size_t n) {
+    n = std::min(n, from.size());
+    std::move(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(to));
+    from.erase(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(n));
+    return n;
 }
 
 }  // namespace
 
-Statement BuildSettleStatement(const SettleBatch &batch) {
-    Statement st;
-    std::vector<std::string> ctes;
-    std::vector<std::string> selects;
-    auto param = [&st](std::string value) {
-        st.params.emplace_back(std::move(value));
-        return fmt::format("${}", st.params.size());
-    };
-    if (!batch.completes.empty()) {
-        auto ids = param(
-            Column(batch.completes, [](const CompleteItem &c) { return std::to_string(c.id); }));
-        auto tokens = param(
-            Column(batch.completes, [](const CompleteItem &c) { return std::to_string(c.token); }));
-        auto results =
-            param(Column(batch.completes, [](const CompleteItem &c) { return c.result; }));
-        ctes.push_back(
-            fmt::format("c AS (SELECT x.id FROM jobq.complete({}::bigint[], {}::bigint[], "
-                        "{}::jsonb[]) AS x(id))",
-                        ids, tokens, results));
-        selects.push_back("SELECT 'c'::text, c.id, NULL::text FROM c");
-    }
-    if (!batch.fails.empty()) {
-        auto ids =
-            param(Column(batch.fails, [](const FailItem &f) { return std::to_string(f.id); }));
-        auto tokens =
-            param(Column(batch.fails, [](const FailItem &f) { return std::to_string(f.token); }));
-        auto errors = param(Column(batch.fails, [](const FailItem &f) { return f.error; }));
-        auto retry = param(Column(batch.fails, [](const FailItem &f) -> std::optional<std::string> {
-            if (!f.retry_in) return std::nullopt;
-            return IntervalLiteral(*f.retry_in);
-        }));
-        auto discard = param(Column(
-            batch.fails, [](const FailItem &f) { return std::string(f.discard ? "t" : "f"); }));
-        ctes.push_back(
-            fmt::format("f AS (SELECT x.id, x.state FROM jobq.fail_many({}::bigint[], "
-                        "{}::bigint[], {}::text[], {}::interval[], "
-                        "{}::boolean[]) AS x(id, state))",
-                        ids, tokens, errors, retry, discard));
-        selects.push_back("SELECT 'f'::text, f.id, f.state::text FROM f");
-    }
-    if (!batch.heartbeats.empty()) {
-        auto ids = param(
-            Column(batch.heartbeats, [](const HeartbeatItem &h) { return std::to_string(h.id); }));
-        auto tokens = param(Column(batch.heartbeats,
-                                   [](const HeartbeatItem &h) { return std::to_string(h.token); }));
-        auto leases = param(
-            Column(batch.heartbeats, [](const HeartbeatItem &h) -> std::optional<std::string> {
-                if (!h.lease) return std::nullopt;
-                return IntervalLiteral(*h.lease);
-            }));
-        // One jobq.heartbeat call per distinct lease (NULL: the queue's own).
-        ctes.push_back(fmt::format(
-            "h AS (SELECT x.id, x.lease_expires_at FROM (SELECT u.lease, array_agg(u.id) AS ids, "
-            "array_agg(u.tok) AS toks "
-            "FROM unnest({}::bigint[], {}::bigint[], {}::interval[]) AS u(id, tok, lease) GROUP BY "
-            "u.lease) g "
-            "CROSS JOIN LATERAL jobq.heartbeat(g.ids, g.toks, g.lease) AS x(id, lease_expires_at))",
-            ids, tokens, leases));
-        selects.push_back(
-            "SELECT 'h'::text, h.id, extract(epoch FROM h.lease_expires_at - "
-            "clock_timestamp())::text FROM h");
-    }
-    if (!batch.releases.empty()) {
-        auto ids = param(
-            Column(batch.releases, [](const ReleaseItem &r) { return std::to_string(r.id); }));
-        auto tokens = param(
-            Column(batch.releases, [](const ReleaseItem &r) { return std::to_string(r.token); }));
-        ctes.push_back(
-            fmt::format("r AS (SELECT x.id FROM jobq.release({}::bigint[], {}::bigint[]) AS x(id))",
-                        ids, tokens));
-        selects.push_back("SELECT 'r'::text, r.id, NULL::text FROM r");
-    }
-    st.sql = "WITH " + fmt::format("{}", fmt::join(ctes, ", ")) + " " +
-             fmt::format("{}", fmt::join(selects, " UNION ALL "));
-    return st;
+Settler::Settler(PgConnection &connection, Callbacks callbacks)
+    : connection_(connection), callbacks_(std::move(callbacks)) {}
+
+std::pair<SettleBatch, SettleBatch> SplitBatch(SettleBatch batch) {
+    SettleBatch first;
+    size_t n = batch.size() / 2;
+    n -= MoveFirst(batch.completes, first.completes, n);
+    n -= MoveFirst(batch.fails, first.fails, n);
+    n -= MoveFirst(batch.heartbeats, first.heartbeats, n);
+    MoveFirst(batch.releases, first.releases, n);
+    return {std::move(first), std::move(batch)};
 }
 
-SettleAcks ParseSettleResult(const PGresult *result) {
-    SettleAcks acks;
-    if (!result) return acks;
-    int rows = PQntuples(result);
-    for (int i = 0; i < rows; ++i) {
-        if (PQgetisnull(result, i, 1)) continue;
-        char kind = PQgetvalue(result, i, 0)[0];
-        int64_t id = std::strtoll(PQgetvalue(result, i, 1), nullptr, 10);
-        const char *extra = PQgetisnull(result, i, 2) ? nullptr : PQgetvalue(result, i, 2);
-        switch (kind) {
-            case 'c':
-                acks.completed.insert(id);
-                break;
-            case 'f':
-                acks.failed[id] = extra ? extra : "";
-                break;
-            case 'h':
-                acks.heartbeats[id] = extra ? std::strtod(extra, nullptr) : 0.0;
-                break;
-            case 'r':
-                acks.released.insert(id);
-                break;
-            default:
-                break;
-        }
+void Settler::SendIfReady() {
+    if (!connection_.idle() || empty() || EventLoop::Now() < paused_until_) return;
+    bool isolating = !isolating_.empty();
+    SettleBatch batch;
+    if (isolating) {
+        batch = std::move(isolating_.front());
+        isolating_.pop_front();
+    } else {
+        batch = std::move(pending_);
+        pending_ = SettleBatch{};
     }
-    return acks;
+    auto &hb = batch.heartbeats;
+    hb.erase(
+        std::remove_if(hb.begin(), hb.end(),
+                       [this](const HeartbeatItem &h) { return !callbacks_.heartbeat_wanted(h); }),
+        hb.end());
+    if (batch.empty()) return;
+    Statement st = BuildSettleStatement(batch);
+    TimePoint sent = EventLoop::Now();
+    connection_.Send(st.sql, st.params,
+                     [this, batch = std::move(batch), isolating, sent](PgOutcome outcome) mutable {
+                         OnOutcome(std::move(batch), isolating, sent, std::move(outcome));
+                     });
 }
 
-Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests,
-                              const std::string &worker, bool durable) {
-    Statement st;
-    st.params.emplace_back(Column(requests, [](const ClaimRequest &r) { return r.queue; }));
-    st.params.emplace_back(
-        Column(requests, [](const ClaimRequest &r) { return std::to_string(r.max_jobs); }));
-    st.params.emplace_back(
-        Column(requests, [](const ClaimRequest &r) -> std::optional<std::string> {
-            if (!r.lease) return std::nullopt;
-            return IntervalLiteral(*r.lease);
-        }));
-    st.params.emplace_back(worker);
-    // The remaining lease is measured against clock_timestamp() after the
-    // claim ran, so the runner's local deadline (send time + remaining) can
-    // only be earlier than the database's: self-fencing errs on the safe side.
-    //
-    // Not durable: set_config(..., is_local => true) lasts until the end of
-    // the statement's own (implicit) transaction, so only this claim's
-    // commit skips the WAL flush wait.
-    st.sql =
-        "SELECT c.id, c.queue, c.payload::text, c.attempt, c.lease_token, "
-        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 FROM ";
-    if (!durable)
-        st.sql += "(SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async(s) "
-                  "CROSS JOIN ";
-    st.sql +=
-        "unnest($1::text[], $2::int[], $3::interval[]) WITH ORDINALITY AS q(name, n, lease, "
-        "ord) "
-        "CROSS JOIN LATERAL jobq.claim(ARRAY[q.name], $4, q.n, q.lease) AS c "
-        "ORDER BY q.ord";
-    return st;
+void Settler::OnOutcome(SettleBatch batch, bool isolating, TimePoint sent, PgOutcome outcome) {
+    if (outcome.failure == PgFailure::kNone) {
+        SettleAcks acks = ParseSettleResult(outcome.result.get());
+        callbacks_.on_answered(batch, acks, sent);
+        return;
+    }
+    bool retry = outcome.failure == PgFailure::kConnection || TransientSqlState(outcome.sqlstate);
+    if (!retry && batch.size() > 1) {
+        // Any one settle may be what the database refuses (a trigger, a
+        // constraint, a bug): apply the others, find that one.
+        if (!isolating)
+            Log(LogLevel::kWarn, "settle batch failed; settling its jobs in smaller batches",
+                {{"error", outcome.error},
+                 {"sqlstate", outcome.sqlstate},
+                 {"settles", std::to_string(batch.size())}});
+        auto [first, second] = SplitBatch(std::move(batch));
+        isolating_.push_front(std::move(second));
+        isolating_.push_front(std::move(first));
+        return;
+    }
+    if (!retry) {
+        callbacks_.on_failed(batch, outcome, false);
+        return;
+    }
+    // Outcome unknown or transient: settle again (idempotent per token).
+    // After a server-side error wait a little, so a persistent one (say a
+    // statement_timeout) is not retried in a tight loop.
+    if (outcome.failure == PgFailure::kSql) {
+        paused_until_ = EventLoop::Now() + kSettleErrorPause;
+        Log(LogLevel::kWarn, "settle failed; retrying",
+            {{"error", outcome.error},
+             {"sqlstate", outcome.sqlstate},
+             {"retry_in", FormatDuration(kSettleErrorPause)}});
+    }
+    // After a lost connection the first send may have been applied: remember
+    // it, so a refusal of the re-send is not blamed on the lease alone.
+    // A part of an isolated batch goes back to the front of its line.
+    bool unknown = outcome.failure == PgFailure::kConnection;
+    callbacks_.on_failed(batch, outcome, true);
+    SettleBatch scratch;
+    SettleBatch &again = isolating ? scratch : pending_;
+    for (auto &c : batch.completes) {
+        c.resent |= unknown;
+        again.completes.push_back(std::move(c));
+    }
+    for (auto &f : batch.fails) {
+        f.resent |= unknown;
+        again.fails.push_back(std::move(f));
+    }
+    for (auto &r : batch.releases) again.releases.push_back(r);
+    if (isolating && !scratch.empty()) isolating_.push_front(std::move(scratch));
 }
 
 }  // namespace jobq

@@ -5,6 +5,8 @@
 # check.pl (lost / unexpected / duplicated / stale settles). This module
 # starts nodes, runners and producers for a TAP test, appends fault events
 # (runner kills, server crashes) to the same ledger, and runs the checker.
+# What every TAP test needs (clusters, waiting, runner processes) comes
+# from JobqTest, the one library of both TAP trees.
 #
 # CHAOS_MODE=long (set by test/chaos/run.sh --long) scales the tests up;
 # chaos_param(short => x, long => y) picks the value for the current mode.
@@ -15,6 +17,7 @@ use warnings;
 
 use Exporter 'import';
 use JobqChildren;
+use JobqTest qw(setup_node wait_until runner_alive runner_log);
 use Fcntl qw(O_WRONLY O_APPEND O_CREAT);
 use File::Basename qw(dirname);
 use POSIX qw(:sys_wait_h);
@@ -33,13 +36,6 @@ our $HANDLER = "$source/test/chaos/handler.pl";
 our $PRODUCER = "$source/test/chaos/producer.pl";
 our $CHECKER = "$source/test/chaos/check.pl";
 our $runner_seq = 0;
-
-# PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS}; find the installed one.
-if (!$ENV{PG_REGRESS} || !-x $ENV{PG_REGRESS}) {
-    my $pgxs = `pg_config --pgxs`;
-    chomp $pgxs;
-    $ENV{PG_REGRESS} = dirname(dirname($pgxs)) . '/test/regress/pg_regress';
-}
 
 sub chaos_mode { ($ENV{CHAOS_MODE} // 'short') eq 'long' ? 'long' : 'short' }
 
@@ -64,18 +60,8 @@ sub chaos_dir {
 # Extra postgresql.conf lines may be passed as a list.
 sub chaos_node {
     my ($name, @conf) = @_;
-    my $node = PostgreSQL::Test::Cluster->new($name);
-    $node->init;
-    $node->append_conf('postgresql.conf', join("\n",
-        "shared_preload_libraries = 'jobq'",
-        'max_connections = 100',
-        'jobq.rescue_interval = 200ms',
-        'jobq.naptime = 200ms',
-        "log_line_prefix = '%m [%p] %b '",
-        @conf) . "\n");
-    $node->start;
-    $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
-    return $node;
+    return setup_node($name, 'max_connections = 100', 'jobq.rescue_interval = 200ms',
+        'jobq.naptime = 200ms', "log_line_prefix = '%m [%p] %b '", @conf);
 }
 
 # Short lease and backoff so faults resolve in seconds.
@@ -88,15 +74,7 @@ sub chaos_queue {
 }
 
 # Polls $check every $step seconds (default 0.1) until true or $timeout passes.
-sub chaos_wait {
-    my ($timeout, $check, $step) = @_;
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        return 1 if $check->();
-        sleep($step // 0.1);
-    }
-    return $check->() ? 1 : 0;
-}
+sub chaos_wait { return wait_until(@_) }
 
 # TOML for a runner with one exec queue running handler.pl into $ledger.
 sub chaos_runner_toml {
@@ -141,25 +119,6 @@ sub start_runner {
           or diag("runner $pid did not start:\n" . runner_log($r));
     }
     return $r;
-}
-
-sub runner_log {
-    my ($r) = @_;
-    open my $fh, '<', $r->{log} or return '';
-    local $/;
-    my $t = <$fh>;
-    return $t // '';
-}
-
-sub runner_alive {
-    my ($r) = @_;
-    return 0 if defined $r->{status};
-    my $got = waitpid($r->{pid}, WNOHANG);
-    if ($got == $r->{pid}) {
-        $r->{status} = $?;
-        return 0;
-    }
-    return 1;
 }
 
 # SIGTERM (or $signal), wait up to $timeout s; returns the wait status.

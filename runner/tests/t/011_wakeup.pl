@@ -5,8 +5,8 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../lib";
-use JobqRunnerTest;
+use lib "$FindBin::RealBin/../../../test/perl";
+use JobqTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);

@@ -11,10 +11,10 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../lib";
+use lib "$FindBin::RealBin/../../../test/perl";
 use lib "$FindBin::RealBin/../../../test/perl";
 use JobqChaos ();    # check_server_log
-use JobqRunnerTest;
+use JobqTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -36,7 +36,7 @@ SH
 # later statement (the re-send included) passes unchanged.
 my $events = "$dir/proxy.events";
 my $proxy = start_process("$dir/proxy.log", [
-    $^X, "$FindBin::RealBin/../lib/pg_proxy.pl",
+    $^X, "$FindBin::RealBin/../../../test/perl/pg_proxy.pl",
     '--target', $node->host . '/.s.PGSQL.' . $node->port,
     '--port-file', "$dir/proxy.port", '--events', $events, '--cut-completions', 1 ]);
 wait_until(10, sub { -s "$dir/proxy.port" }) or BAIL_OUT('the proxy did not start');

@@ -14,10 +14,10 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../lib";
+use lib "$FindBin::RealBin/../../../test/perl";
 use lib "$FindBin::RealBin/../../../test/perl";
 use JobqChaos ();    # check_server_log
-use JobqRunnerTest;
+use JobqTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -100,7 +100,7 @@ timeout = "120s"
 TOML
 my $runner = { log => "$dir/runner.log" };
 $runner->{pid} = start_process($runner->{log}, [
-    $tool{unshare}, '-rn', $^X, "$FindBin::RealBin/../lib/netns_runner.pl",
+    $tool{unshare}, '-rn', $^X, "$FindBin::RealBin/../../../test/perl/netns_runner.pl",
     '--socket', "$sockdir/.s.PGSQL.$port", '--events', $events, '--forwarder-log', "$dir/forwarder.log",
     '--ip', $tool{ip}, '--tc', $tool{tc}, '--dsn', "dbname=postgres user=$superuser",
     '--', $ENV{JOBQ_RUNNER}, '--config', $config, '--verbose' ], group => 1);

@@ -277,3 +277,33 @@ TEST(Config, ShippedExampleParses) {
     EXPECT_EQ(c.queues[0].name, "greetings");
     EXPECT_EQ(c.listen, "127.0.0.1:9187");
 }
+
+TEST(CheckDsn, RefusesWhatLibpqCannotParse) {
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", ""));
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", "mydb"));  // a database name
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", "host=/tmp dbname=x user=y"));
+    EXPECT_NO_THROW(jobq::CheckDsn("database.dsn", "postgresql://u@h:5432/db?sslmode=disable"));
+    EXPECT_THROW(jobq::CheckDsn("database.dsn", "not a dsn = = ="), jobq::ConfigError);
+    EXPECT_THROW(jobq::CheckDsn("--dsn", "host=x nosuchoption=1"), jobq::ConfigError);
+    try {
+        jobq::CheckDsn("--dsn", "not a dsn = = =");
+    } catch (const jobq::ConfigError &e) {
+        EXPECT_EQ(std::string(e.what()).rfind("--dsn: invalid connection string", 0), 0u)
+            << e.what();
+    }
+}
+
+TEST(Config, PoolModeAndListenDsn) {
+    Config c = Parse(kMinimalExec);
+    EXPECT_EQ(c.pool_mode, jobq::PoolMode::kSession);
+    EXPECT_EQ(c.listen_dsn, "");
+    c = Parse(std::string("[database]\ndsn = \"host=pool port=6432\"\npool_mode = \"transaction\"\n"
+                          "listen_dsn = \"host=db port=5432\"\n") +
+              kMinimalExec);
+    EXPECT_EQ(c.pool_mode, jobq::PoolMode::kTransaction);
+    EXPECT_EQ(c.listen_dsn, "host=db port=5432");
+    ExpectError(std::string("[database]\npool_mode = \"statement\"\n") + kMinimalExec,
+                "database.pool_mode", "\"statement\" is not");
+    ExpectError(std::string("[database]\nlisten_dsn = \"a = = b\"\n") + kMinimalExec,
+                "database.listen_dsn", "invalid connection string");
+}

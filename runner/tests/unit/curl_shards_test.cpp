@@ -1,7 +1,7 @@
 // How many libcurl multi handles the runner spreads its http transfers over.
 #include <gtest/gtest.h>
 
-#include "http_handler.h"
+#include "handlers/http.h"
 
 TEST(CurlShardCount, OneShardForSmallConfigurations) {
     EXPECT_EQ(jobq::CurlShardCount(1), 1);

@@ -4,8 +4,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "exec_handler.h"
-#include "http_handler.h"
+#include "handlers/exec.h"
+#include "handlers/http.h"
 
 TEST(ExecOutcome, ExitCodes) {
     jobq::QueueConfig q;

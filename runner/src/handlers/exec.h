@@ -5,7 +5,8 @@
 // turns SIGCHLD (delivered through the runner's signalfd) into per-child
 // exit callbacks. Contract with the command:
 //   stdin   the job document {"id","queue","attempt","payload"}
-//   env     JOBQ_JOB_ID, JOBQ_ATTEMPT, JOBQ_QUEUE (plus the runner's own)
+//   env     JOBQ_JOB_ID, JOBQ_ATTEMPT, JOBQ_QUEUE, JOBQ_LEASE_TOKEN (id and
+//           token together name one execution), plus the runner's own
 //   stdout  the result (capped at max_output), kept as JSON when it parses
 //   stderr  its tail (4 KiB) becomes the error of a failed attempt
 //   exit 0 completes; retry_exit_code (75, EX_TEMPFAIL) retries;

@@ -17,6 +17,12 @@
 #   GET /result         200 {"result": "ready"}, no signature needed (a GET
 #                       after a 303 carries no body to sign); a POST there
 #                       is 405
+#   /reset-reused       keeps the connection alive: its first request is
+#                       answered 200; every later request on it is read
+#                       whole (body and all, ledger line "reset") and then
+#                       the connection is reset (RST), as a receiver that
+#                       crashes after taking the request would
+# Every other route answers with Connection: close.
 use strict;
 use warnings;
 
@@ -26,6 +32,7 @@ use IO::Socket::INET;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64);
 use POSIX qw(setsid);
+use Socket qw(SOL_SOCKET SO_LINGER);
 use Time::HiRes qw(time sleep);
 
 my ($secret, $ledger, $port_file, $cert, $key_file) = @ARGV;
@@ -79,13 +86,23 @@ sub ledger_line {
 sub handle {
     my ($c) = @_;
     binmode $c;
-    my $head = '';
-    while ($head !~ /\r\n\r\n/) {
+    my $buffer = '';
+    for (my $served = 0; ; ++$served) {
+        my ($method, $path, $h, $body) = read_request($c, \$buffer) or return;
+        return unless handle_request($c, $method, $path, $h, $body, $served);
+    }
+}
+
+# One request from the connection (bytes past it stay in $$buffer); empty
+# list at end of stream.
+sub read_request {
+    my ($c, $buffer) = @_;
+    while ($$buffer !~ /\r\n\r\n/) {
         my $n = sysread($c, my $buf, 16384);
         return unless $n;
-        $head .= $buf;
+        $$buffer .= $buf;
     }
-    my ($header_text, $body) = split /\r\n\r\n/, $head, 2;
+    my ($header_text, $rest) = split /\r\n\r\n/, $$buffer, 2;
     my @lines = split /\r\n/, $header_text;
     my ($method, $path) = split / /, shift @lines;
     my %h;
@@ -94,12 +111,20 @@ sub handle {
         $h{ lc $k } = $v;
     }
     my $length = $h{'content-length'} // 0;
-    while (length($body) < $length) {
-        my $n = sysread($c, my $buf, $length - length($body));
+    while (length($rest) < $length) {
+        my $n = sysread($c, my $buf, 16384);
         last unless $n;
-        $body .= $buf;
+        $rest .= $buf;
     }
+    my $body = substr($rest, 0, $length);
+    $$buffer = length($rest) > $length ? substr($rest, $length) : '';
+    return ($method, $path, \%h, $body);
+}
 
+# Answers one request; false when the connection is done.
+sub handle_request {
+    my ($c, $method, $path, $hr, $body, $served) = @_;
+    my %h = %$hr;
     my $id = $h{'webhook-id'} // '';
     my $ts = $h{'webhook-timestamp'} // '';
     my $expected = hmac_sha256_base64("$id.$ts.$body", $key);
@@ -111,6 +136,12 @@ sub handle {
     $sig_ok = 0 unless $ts =~ /^\d+$/ && abs(time - $ts) < 300;
     my $attempt = eval { decode_json($body)->{attempt} } // 0;
 
+    if ($path eq '/reset-reused' && $served > 0) {
+        ledger_line($path, $id || '-', $sig_ok, $attempt, 'reset');
+        setsockopt($c, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));    # close sends RST
+        close $c;
+        return 0;
+    }
     ledger_line($path, $id || '-', $sig_ok, $attempt);
 
     my ($status, $reply, @extra) = (200, '', ());
@@ -120,7 +151,7 @@ sub handle {
         ($status, $reply) = (401, 'bad signature');
     } elsif ($method ne 'POST') {
         ($status, $reply) = (405, 'POST only');
-    } elsif ($path eq '/ok') {
+    } elsif ($path eq '/ok' || $path eq '/reset-reused') {
         $reply = encode_json({ received => $id, attempt => $attempt });
     } elsif ($path =~ m{^/status/(\d{3})$}) {
         ($status, $reply) = ($1, "status $1");
@@ -140,8 +171,12 @@ sub handle {
     } else {
         ($status, $reply) = (404, 'no such route');
     }
+    my $keep = $path eq '/reset-reused';
     my $response = "HTTP/1.1 $status X\r\nContent-Type: application/json\r\nContent-Length: "
-      . length($reply) . "\r\nConnection: close\r\n" . join('', map { "$_\r\n" } @extra) . "\r\n" . $reply;
+      . length($reply) . "\r\nConnection: " . ($keep ? 'keep-alive' : 'close') . "\r\n"
+      . join('', map { "$_\r\n" } @extra) . "\r\n" . $reply;
     syswrite($c, $response);
+    return 1 if $keep;
     close $c;
+    return 0;
 }

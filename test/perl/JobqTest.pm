@@ -1,11 +1,13 @@
-# Shared helpers for the jobq-runner TAP tests.
+# The helpers every TAP test shares (runner/tests/t and, through
+# JobqChaos, test/t): clusters with jobq, queues, jobq-runner processes,
+# the webhook receiver and the proxies next to this file.
 #
 # Vocabulary: a *node* is a PostgreSQL::Test::Cluster with jobq preloaded
 # and the extension created; a *runner* is a jobq-runner process started
 # from $ENV{JOBQ_RUNNER} with its stderr in a log file; a *ledger* is a file
 # the test handlers append one line per event to (O_APPEND, so lines from
 # concurrent handlers never interleave), read back by the test.
-package JobqRunnerTest;
+package JobqTest;
 
 use strict;
 use warnings;
@@ -28,17 +30,18 @@ my $lib_dir = dirname(__FILE__);
 
 # PostgreSQL::Test::Cluster->init runs $ENV{PG_REGRESS} --config-auth; the
 # test runner may not set it, so find the installed pg_regress.
-if (!$ENV{PG_REGRESS}) {
+if (!$ENV{PG_REGRESS} || !-x $ENV{PG_REGRESS}) {
     my $pgxs = `pg_config --pgxs`;
     chomp $pgxs;
     $ENV{PG_REGRESS} = dirname(dirname($pgxs)) . '/test/regress/pg_regress';
 }
 
+# Extra postgresql.conf lines may follow the name.
 sub setup_node {
-    my ($name) = @_;
+    my ($name, @conf) = @_;
     my $node = PostgreSQL::Test::Cluster->new($name);
     $node->init;
-    $node->append_conf('postgresql.conf', "shared_preload_libraries = 'jobq'\n");
+    $node->append_conf('postgresql.conf', join("\n", "shared_preload_libraries = 'jobq'", @conf) . "\n");
     $node->start;
     $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
     return $node;
@@ -71,13 +74,14 @@ sub job_row {
     return $node->safe_psql('postgres', "SELECT $columns FROM jobq.jobs WHERE id = $id");
 }
 
-# Polls $check every 100 ms until it returns true or $timeout seconds pass.
+# Polls $check every $step seconds (0.1) until it returns true or $timeout
+# seconds pass.
 sub wait_until {
-    my ($timeout, $check) = @_;
+    my ($timeout, $check, $step) = @_;
     my $deadline = time + $timeout;
     while (time < $deadline) {
         return 1 if $check->();
-        sleep 0.1;
+        sleep($step // 0.1);
     }
     return $check->() ? 1 : 0;
 }
@@ -181,7 +185,7 @@ sub http_get {
     return ($status // 0, $body // '');
 }
 
-# Starts tests/lib/webhook_server.pl (HTTPS when a cert and key are given);
+# Starts webhook_server.pl (next to this file) (HTTPS when a cert and key are given);
 # returns { pid, port, ledger }.
 sub start_webhook_server {
     my ($secret, @tls) = @_;

@@ -1,5 +1,5 @@
-// exec handler (see exec_handler.h for the contract with the command).
-#include "exec_handler.h"
+// exec handler (see handlers/exec.h for the contract with the command).
+#include "handlers/exec.h"
 
 #include <fcntl.h>
 #include <signal.h>

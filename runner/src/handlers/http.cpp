@@ -1,5 +1,5 @@
-// http handler (see http_handler.h).
-#include "http_handler.h"
+// http handler (see handlers/http.h).
+#include "handlers/http.h"
 
 #include <sys/epoll.h>
 
@@ -85,6 +85,11 @@ class HttpExecution : public Execution {
             o.kind = OutcomeKind::kFail;
             if (code == CURLE_OPERATION_TIMEDOUT) {
                 o.error = fmt::format("timed out after {}", FormatDuration(queue_.timeout));
+            } else if (code == CURLE_SEND_FAIL_REWIND) {
+                // Our Seek refused libcurl's silent re-send (see Seek).
+                o.error =
+                    "connection lost after the request was sent; not re-sent in this attempt "
+                    "(the receiver may have got it)";
             } else {
                 o.error = errbuf_[0] ? fmt::format("{}: {}", curl_easy_strerror(code), errbuf_)
                                      : curl_easy_strerror(code);
@@ -112,8 +117,32 @@ class HttpExecution : public Execution {
         return n;  // keep reading: the status decides, not the size
     }
 
+    // The request body, handed to libcurl by Read instead of as
+    // CURLOPT_POSTFIELDS so that Seek can refuse a rewind: libcurl re-sends
+    // a request by itself, up to 5 times, when a reused connection dies
+    // before any response byte arrives (it takes that for a connection the
+    // server had closed while idle). But a receiver may have read the whole
+    // request and then crashed or reset the connection: the re-send would
+    // deliver the attempt again. With the rewind refused the transfer ends
+    // with CURLE_SEND_FAIL_REWIND, a failed attempt retried with backoff.
+    static size_t Read(char *buffer, size_t size, size_t nitems, void *userp) {
+        auto *self = static_cast<HttpExecution *>(userp);
+        size_t n = std::min(size * nitems, self->body_.size() - self->body_sent_);
+        std::copy_n(self->body_.data() + self->body_sent_, n, buffer);
+        self->body_sent_ += n;
+        return n;
+    }
+
+    static int Seek(void *userp, curl_off_t offset, int origin) {
+        auto *self = static_cast<HttpExecution *>(userp);
+        // Nothing of the body has left yet: starting over delivers nothing twice.
+        if (origin == SEEK_SET && offset == 0 && self->body_sent_ == 0) return CURL_SEEKFUNC_OK;
+        return CURL_SEEKFUNC_FAIL;
+    }
+
     void Begin() {
         response_.clear();
+        body_sent_ = 0;
         truncated_ = false;
         errbuf_[0] = '\0';
         easy_ = curl_easy_init();
@@ -135,7 +164,10 @@ class HttpExecution : public Execution {
             curl_easy_setopt(easy_, CURLOPT_HTTPGET, 1L);
         } else {
             curl_easy_setopt(easy_, CURLOPT_POST, 1L);
-            curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body_.data());
+            curl_easy_setopt(easy_, CURLOPT_READFUNCTION, &HttpExecution::Read);
+            curl_easy_setopt(easy_, CURLOPT_READDATA, this);
+            curl_easy_setopt(easy_, CURLOPT_SEEKFUNCTION, &HttpExecution::Seek);
+            curl_easy_setopt(easy_, CURLOPT_SEEKDATA, this);
             curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE,
                              static_cast<curl_off_t>(body_.size()));
         }
@@ -189,6 +221,7 @@ class HttpExecution : public Execution {
     const QueueConfig &queue_;
     DoneCallback done_;
     std::string body_;
+    size_t body_sent_ = 0;  // bytes of body_ handed to libcurl in this transfer
     std::string webhook_id_;
     std::string url_;
     CURL *easy_ = nullptr;
