@@ -11,7 +11,7 @@
 EXTENSION   = jobq
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" jobq.control)
 MODULE_big  = jobq
-SRCS        = $(sort $(wildcard extension/src/*/*.cpp))
+SRCS        = $(sort $(wildcard extension/src/*.cpp extension/src/*/*.cpp))
 OBJS        = $(SRCS:.cpp=.o)
 SQL_PARTS   = $(sort $(wildcard extension/sql/parts/*.sql))
 DATA_built  = extension/sql/jobq--$(EXTVERSION).sql

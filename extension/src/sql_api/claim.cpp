@@ -30,7 +30,7 @@
 #include "pg/guard.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
-#include "sql_api/claim_direct.h"
+#include "store/claim_direct.h"
 
 extern "C" {
 #include "catalog/pg_type.h"

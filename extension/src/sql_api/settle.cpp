@@ -18,7 +18,7 @@
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
-#include "sql_api/complete_direct.h"
+#include "store/complete_direct.h"
 #include "worker/wakeup.h"
 
 extern "C" {

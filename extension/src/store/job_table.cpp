@@ -1,4 +1,4 @@
-#include "sql_api/job_table.h"
+#include "store/job_table.h"
 
 extern "C" {
 #include "access/tupdesc.h"

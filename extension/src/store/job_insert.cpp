@@ -32,8 +32,8 @@
 #include "pg/relation.h"
 #include "pg/table_write.h"
 #include "sql_api/enqueue.h"
-#include "sql_api/job_table.h"
-#include "sql_api/queue_cache.h"
+#include "store/job_table.h"
+#include "store/queue_cache.h"
 
 extern "C" {
 #include "access/table.h"

@@ -22,8 +22,8 @@
 #include "pg/relation.h"
 #include "pg/spi.h"
 #include "pg/table_write.h"
-#include "sql_api/claim_direct.h"
-#include "sql_api/job_table.h"
+#include "store/claim_direct.h"
+#include "store/job_table.h"
 
 extern "C" {
 #include "access/genam.h"

@@ -19,7 +19,7 @@
 // queues are never cached: a new queue is found by the read.
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
-#include "sql_api/queue_cache.h"
+#include "store/queue_cache.h"
 
 #include "pg/relation.h"
 
