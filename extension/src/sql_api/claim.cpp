@@ -93,7 +93,7 @@ constexpr int kClaimColumns = 10;
 int ClaimFrom(FunctionCallInfo fcinfo, const char **queues, int n_queues, Datum worker,
               char worker_null, int limit, Datum lease, char lease_null, Datum queue_lease) {
     if (n_queues == 1) {
-        int claimed = jobq::sql::ClaimDirect(fcinfo, CStringGetTextDatum(queues[0]), worker,
+        int claimed = jobq::store::ClaimDirect(fcinfo, CStringGetTextDatum(queues[0]), worker,
                                              lease_null == 'n' ? queue_lease : lease, limit);
         if (claimed >= 0) return claimed;
     }

@@ -26,6 +26,7 @@
 #include "pg/spi.h"
 #include "sql_api/args.h"
 #include "sql_api/enqueue.h"
+#include "store/job_insert.h"
 #include "worker/wakeup.h"
 
 extern "C" {
@@ -51,7 +52,7 @@ using jobq::pg::PlanSlot;
 
 #define JOBQ_INSERT_ARGS 6, {TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
 
-// Keyless jobs normally take InsertPlain (job_insert.cpp); this planned
+// Keyless jobs normally take InsertDirect (store/job_insert.cpp); this planned
 // INSERT is for a jobq.job that carries rules of its user's (triggers,
 // rules, constraints), which only the executor applies. Without a key
 // nothing can conflict, so no ON CONFLICT (and none of its speculative
@@ -169,6 +170,15 @@ void RequireQueue(Datum queue_text, const char *queue) {
     if (SPI_processed == 0) RaiseUnknownQueue(queue);
 }
 
+bool InsertDirect(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
+                  int64 *ids) {
+    jobq::store::NewJobs jobs{args.queue, queue_text, RunAt(args), args.priority,
+                              args.max_attempts_null != 'n', DatumGetInt32(args.max_attempts)};
+    jobq::store::InsertResult result = jobq::store::InsertJobs(jobs, payloads, n, ids);
+    if (result == jobq::store::InsertResult::kNoQueue) RaiseUnknownQueue(args.queue);
+    return result == jobq::store::InsertResult::kInserted;
+}
+
 bool InsertKeep(const char *queue, Datum *values, const char *nulls, InsertedJob *out) {
     return InsertOne(&insert_keep, jobq::UniqueMode::kKeep, true, queue, values, nulls, out);
 }
@@ -229,10 +239,12 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     }
 
     Datum queue_text = CStringGetTextDatum(args.queue);
-    jobq::sql::InsertedJob job{};
-    if (!has_key && jobq::sql::InsertPlain(args, queue_text, payload, &job)) {
-        jobq_note_wakeup(args.queue, job.run_at);
-        PG_RETURN_INT64(job.id);
+    if (!has_key) {
+        int64 id;
+        if (jobq::sql::InsertDirect(args, queue_text, &payload, 1, &id)) {
+            jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
+            PG_RETURN_INT64(id);
+        }
     }
 
     PlanSlot *insert = !has_key                               ? &insert_plain
@@ -245,6 +257,7 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
                      '\0'};
 
     // The SQL paths run with the owner's rights (see pg/owner_rights.h).
+    jobq::sql::InsertedJob job{};
     jobq::pg::SavedRights caller;
     jobq::pg::BeginOwnerRights(fcinfo, &caller);
     SPI_connect();

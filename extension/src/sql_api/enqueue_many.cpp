@@ -2,7 +2,7 @@
 // payload order.
 //
 // Without unique_keys the batch goes in without SPI, through
-// heap_multi_insert (InsertPlainMany, job_insert.cpp), unless jobq.job
+// heap_multi_insert (InsertDirect, store/job_insert.cpp), unless jobq.job
 // carries rules of its user's; then, as with keys, it is one planned
 // INSERT.
 //
@@ -103,7 +103,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     Datum queue = CStringGetTextDatum(args.queue);
     if (!keyed) {
         int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * (n + 1)));
-        if (jobq::sql::InsertPlainMany(args, queue, elems, n, ids)) {
+        if (jobq::sql::InsertDirect(args, queue, elems, n, ids)) {
             for (int i = 0; i < n; ++i) {
                 Datum id = Int64GetDatum(ids[i]);
                 bool isnull = false;

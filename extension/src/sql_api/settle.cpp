@@ -203,7 +203,7 @@ Datum jobq_complete(PG_FUNCTION_ARGS) {
     bool *result_nulls = nullptr;
     CheckParallelArray(fcinfo, 2, "results", n, JSONBOID, &results, &result_nulls);
     jobq::pg::BeginMaterializedResult(fcinfo);
-    if (jobq::sql::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
+    if (jobq::store::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
         return static_cast<Datum>(0);
     // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),

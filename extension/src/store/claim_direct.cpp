@@ -70,7 +70,7 @@ bool IsRunning(Datum state) {
 
 }  // namespace
 
-namespace jobq::sql {
+namespace jobq::store {
 
 int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum lease, int limit) {
     PreventCommandIfReadOnly("UPDATE");
@@ -187,4 +187,4 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
     return claimed;
 }
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

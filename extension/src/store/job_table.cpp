@@ -5,7 +5,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
-namespace jobq::sql {
+namespace jobq::store {
 
 bool TableHasOnlyJobqRules(Relation rel, const char *check_name) {
     TupleConstr *constr = RelationGetDescr(rel)->constr;
@@ -16,4 +16,4 @@ bool TableHasOnlyJobqRules(Relation rel, const char *check_name) {
 
 bool JobTableIsJobqs(Relation job) { return TableHasOnlyJobqRules(job, "job_row_valid"); }
 
-}  // namespace jobq::sql
+}  // namespace jobq::store
