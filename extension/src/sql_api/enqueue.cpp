@@ -19,6 +19,8 @@
 // jobq.archive in one transaction, and the insert waits for that
 // transaction when it conflicts with the job, so the archive lookup after
 // it cannot miss a completion that the insert did not see.
+#include <string>
+
 #include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/owner_rights.h"
@@ -206,34 +208,36 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     // build of the same version passes fewer arguments.
     bool has_window = PG_NARGS() > 8 && !PG_ARGISNULL(8);
     int64 window_us = has_window ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(8)) : 0;
+    bool has_run_at = args.run_at_null != 'n';
+    // Every rule on the unique options, raised one way: as jobq::Error,
+    // turned into an ERROR by the guard.
     jobq::UniqueMode mode = jobq::pg::CallCpp([&] {
+        using jobq::Error;
+        using jobq::sqlstate::kInvalidParameterValue;
         jobq::UniqueMode m = jobq::ParseUniqueMode(mode_text);
         if (m == jobq::UniqueMode::kDebounce && !has_debounce)
-            throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                              "unique_mode \"debounce\" requires a debounce interval");
+            throw Error(kInvalidParameterValue,
+                        "unique_mode \"debounce\" requires a debounce interval");
         if (has_debounce && m != jobq::UniqueMode::kDebounce)
-            throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                              "debounce requires unique_mode \"debounce\"");
+            throw Error(kInvalidParameterValue, "debounce requires unique_mode \"debounce\"");
         if (has_debounce) jobq::CheckPositiveInterval("debounce", debounce_us);
         if (has_window) {
             jobq::CheckPositiveInterval("unique_window", window_us);
             if (m != jobq::UniqueMode::kKeep)
-                throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                                  "unique_window requires unique_mode \"keep\"");
+                throw Error(kInvalidParameterValue,
+                            "unique_window requires unique_mode \"keep\"");
         }
+        if (has_window && !has_key)
+            throw Error(kInvalidParameterValue, "unique_window requires a unique_key");
+        if (m != jobq::UniqueMode::kKeep && !has_key)
+            throw Error(kInvalidParameterValue,
+                        std::string("unique_mode \"") + mode_text + "\" requires a unique_key");
+        if (m == jobq::UniqueMode::kDebounce && has_run_at)
+            throw Error(kInvalidParameterValue, "run_at and debounce cannot be given together",
+                        "A debounced job runs at now() + debounce.");
         return m;
     });
-    if (has_window && !has_key)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("unique_window requires a unique_key")));
-    if (mode != jobq::UniqueMode::kKeep && !has_key)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("unique_mode \"%s\" requires a unique_key", mode_text)));
     if (mode == jobq::UniqueMode::kDebounce) {
-        if (args.run_at_null != 'n')
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("run_at and debounce cannot be given together"),
-                            errdetail("A debounced job runs at now() + debounce.")));
         args.run_at = TimestampTzGetDatum(jobq::sql::NowPlus(PG_GETARG_INTERVAL_P(7)));
         args.run_at_null = ' ';
     }
