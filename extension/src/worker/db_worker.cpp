@@ -23,6 +23,7 @@
 #include "worker/control.h"
 #include "worker/gucs.h"
 #include "worker/shmem.h"
+#include "worker/statements.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -197,18 +198,10 @@ void UnitWake(void *arg) {
     Datum *names = static_cast<Datum *>(palloc(sizeof(Datum) * (st.npending + 1)));
     for (int i = 0; i < st.npending; ++i) names[i] = CStringGetTextDatum(st.pending[i]);
     ArrayType *array = construct_array(names, st.npending, TEXTOID, -1, false, TYPALIGN_INT);
-    Oid types[3] = {TEXTARRAYOID, TIMESTAMPTZOID, BOOLOID};
     Datum values[3] = {PointerGetDatum(array), TimestampTzGetDatum(st.due_cursor),
                        BoolGetDatum(st.pending_all || st.wake_failed || !st.have_cursor)};
     char nulls[3] = {' ', st.have_cursor ? ' ' : 'n', ' '};
-    Exec(
-        "WITH names AS ("
-        "  SELECT unnest($1::text[]) AS q"
-        "  UNION SELECT jobq._due_queues($2)"
-        "  UNION SELECT jobq._due_queues(NULL) WHERE $3"
-        ") SELECT n.q, q.handler IS NOT NULL, pg_catalog.pg_notify('jobq_wakeup', n.q) "
-        "FROM names n JOIN jobq.queue q ON q.name = n.q WHERE NOT q.paused",
-        3, types, values, nulls, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::wake_queues, values, nulls, false);
     uint64 sent = SPI_processed;
     bool wake_handlers = false;
     for (uint64 r = 0; r < sent; ++r) {
@@ -217,7 +210,7 @@ void UnitWake(void *arg) {
         if (!isnull && DatumGetBool(h)) wake_handlers = true;
     }
     bool isnull;
-    Exec("SELECT jobq._next_due()", 0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::next_due, nullptr, nullptr, false);
     Datum next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     TimestampTz cursor = GetCurrentTransactionStartTimestamp();
     EndWork();
@@ -242,13 +235,10 @@ void UnitRescue(void *) {
     }
     char rescuer[32];
     snprintf(rescuer, sizeof rescuer, "%d", MyProcPid);
-    Oid types[2] = {TEXTOID, INT4OID};
     Datum values[2] = {CStringGetTextDatum(rescuer), Int32GetDatum(kRescueBatch)};
     bool isnull;
-    int64 n = ExecInt64("SELECT jobq._rescue($1, $2)", 2, types, values, nullptr, &isnull);
-    int64 handlers =
-        ExecInt64("SELECT count(*) FROM jobq.queue WHERE handler IS NOT NULL AND NOT paused", 0,
-                  nullptr, nullptr, nullptr, &isnull);
+    int64 n = ExecInt64(&stmt::rescue, values, nullptr, &isnull);
+    int64 handlers = ExecInt64(&stmt::count_handler_queues, nullptr, nullptr, &isnull);
     EndWork();
     st.rescued += n;
     st.have_handlers = handlers > 0;
@@ -263,10 +253,9 @@ void UnitPrune(void *arg) {
         EndWork();
         return;
     }
-    Oid types[1] = {INT4OID};
     Datum values[1] = {Int32GetDatum(prune_batch_size)};
     bool isnull;
-    int64 n = ExecInt64("SELECT jobq._prune($1)", 1, types, values, nullptr, &isnull);
+    int64 n = ExecInt64(&stmt::prune, values, nullptr, &isnull);
     EndWork();
     st.pruned += n;
     *full = n >= prune_batch_size;
@@ -278,8 +267,7 @@ void UnitSchedules(void *) {
         EndWork();
         return;
     }
-    Exec("SELECT enqueued, next_tick FROM jobq._run_schedules()", 0, nullptr, nullptr, nullptr,
-         SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::run_schedules, nullptr, nullptr, false);
     bool isnull;
     int64 n =
         DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
