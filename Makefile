@@ -69,7 +69,7 @@ chaos:
 	bash test/chaos/run.sh --long
 
 format:
-	clang-format -i $(SRCS) $(wildcard extension/src/*/*.h) \
+	clang-format -i $(SRCS) $(wildcard extension/src/*.h extension/src/*/*.h) \
 	  $(wildcard runner/src/*.cpp runner/src/*.h runner/tests/unit/*.cpp) $(wildcard test/unit/*.cpp)
 
 clean: clean-extras

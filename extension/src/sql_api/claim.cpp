@@ -45,43 +45,52 @@ using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
 PlanSlot queues_info = {
-    "SELECT name, paused, concurrency, lease FROM jobq.queue WHERE name = ANY($1)", 1,
-    {TEXTARRAYOID}, nullptr};
+    "SELECT name, paused, concurrency, lease FROM jobq.queue WHERE name = ANY($1)",
+    1,
+    {TEXTARRAYOID},
+    nullptr};
 
 // Lock first, count second: the count must be a separate statement so that,
 // under READ COMMITTED, its snapshot is taken after the lock wait and sees
 // the jobs the previous lock holder claimed.
 PlanSlot lock_limited_queue = {
     "SELECT concurrency, lease FROM jobq.queue WHERE name = $1 AND NOT paused FOR NO KEY UPDATE",
-    1, {TEXTOID}, nullptr};
+    1,
+    {TEXTOID},
+    nullptr};
 PlanSlot count_running = {
     "SELECT count(*) FROM jobq.job WHERE queue = $1 AND state = 'running'", 1, {TEXTOID}, nullptr};
 
 // The claim statement around a queue filter ($1 is the queue or queues).
-#define JOBQ_CLAIM_SQL(queue_filter)                                                        \
-    "WITH candidate AS MATERIALIZED ("                                                      \
-    "  SELECT id FROM jobq.job"                                                             \
-    "  WHERE " queue_filter " AND state <> 'running' AND run_at <= now()"                   \
-    "  ORDER BY priority, run_at, id"                                                       \
-    "  LIMIT $3"                                                                            \
-    "  FOR UPDATE SKIP LOCKED"                                                              \
-    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "          \
-    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"                     \
-    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"        \
-    "  worker = $2, attempted_at = now() "                                                  \
-    "FROM token, jobq.queue q "                                                             \
-    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "              \
-    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"         \
+#define JOBQ_CLAIM_SQL(queue_filter)                                                 \
+    "WITH candidate AS MATERIALIZED ("                                               \
+    "  SELECT id FROM jobq.job"                                                      \
+    "  WHERE " queue_filter                                                          \
+    " AND state <> 'running' AND run_at <= now()"                                    \
+    "  ORDER BY priority, run_at, id"                                                \
+    "  LIMIT $3"                                                                     \
+    "  FOR UPDATE SKIP LOCKED"                                                       \
+    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "    \
+    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"              \
+    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease)," \
+    "  worker = $2, attempted_at = now() "                                           \
+    "FROM token, jobq.queue q "                                                      \
+    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "       \
+    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"  \
     "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at"
 
 PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
-                       4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr,
+                       4,
+                       {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID},
+                       nullptr,
                        PlanMode::kGeneric};
 
 // The same for one queue: "queue = $1" lets the claim index deliver rows in
 // claim order and stop at the limit (with "= ANY" it must sort every due job).
 PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1"),
-                            4, {TEXTOID, TEXTOID, INT4OID, INTERVALOID}, nullptr,
+                            4,
+                            {TEXTOID, TEXTOID, INT4OID, INTERVALOID},
+                            nullptr,
                             PlanMode::kGeneric};
 
 constexpr int kClaimColumns = 10;
@@ -94,7 +103,7 @@ int ClaimFrom(FunctionCallInfo fcinfo, const char **queues, int n_queues, Datum 
               char worker_null, int limit, Datum lease, char lease_null, Datum queue_lease) {
     if (n_queues == 1) {
         int claimed = jobq::store::ClaimDirect(fcinfo, CStringGetTextDatum(queues[0]), worker,
-                                             lease_null == 'n' ? queue_lease : lease, limit);
+                                               lease_null == 'n' ? queue_lease : lease, limit);
         if (claimed >= 0) return claimed;
     }
     Datum first = n_queues == 1 ? CStringGetTextDatum(queues[0])
@@ -185,8 +194,8 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         const char *name = TextDatumGetCString(names[i]);
         bool exists = false;
         for (uint64 row = 0; row < known && !exists; ++row)
-            exists = strcmp(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1),
-                            name) == 0;
+            exists =
+                strcmp(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1), name) == 0;
         if (!exists)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("queue \"%s\" does not exist", name)));

@@ -44,15 +44,17 @@ namespace {
 using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
-#define JOBQ_INSERT_SELECT                                                                      \
-    "INSERT INTO jobq.job AS j (queue, state, payload, priority, run_at, max_attempts, "       \
-    "unique_key) "                                                                              \
-    "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, $2, $3, "     \
-    "coalesce($4, now()), coalesce($5, q.max_attempts), $6 "                                    \
+#define JOBQ_INSERT_SELECT                                                                \
+    "INSERT INTO jobq.job AS j (queue, state, payload, priority, run_at, max_attempts, "  \
+    "unique_key) "                                                                        \
+    "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, $2, $3, " \
+    "coalesce($4, now()), coalesce($5, q.max_attempts), $6 "                              \
     "FROM jobq.queue q WHERE q.name = $1 "
-#define JOBQ_INSERT_JOB JOBQ_INSERT_SELECT "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL "
+#define JOBQ_INSERT_JOB \
+    JOBQ_INSERT_SELECT "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL "
 
-#define JOBQ_INSERT_ARGS 6, {TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
+#define JOBQ_INSERT_ARGS \
+    6, { TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID }
 
 // Keyless jobs normally take InsertDirect (store/job_insert.cpp); this planned
 // INSERT is for a jobq.job that carries rules of its user's (triggers,
@@ -75,16 +77,22 @@ PlanSlot insert_debounce = {JOBQ_INSERT_JOB
                             "WHERE j.state <> 'running' RETURNING id, run_at",
                             JOBQ_INSERT_ARGS, nullptr};
 PlanSlot find_by_key = {"SELECT id, run_at FROM jobq.job WHERE queue = $1 AND unique_key = $2",
-                        2, {TEXTOID, TEXTOID}, nullptr};
+                        2,
+                        {TEXTOID, TEXTOID},
+                        nullptr};
 PlanSlot detach_key = {
     "UPDATE jobq.job SET unique_key = NULL "
     "WHERE queue = $1 AND unique_key = $2 AND state = 'running'",
-    2, {TEXTOID, TEXTOID}, nullptr};
+    2,
+    {TEXTOID, TEXTOID},
+    nullptr};
 PlanSlot queue_exists = {"SELECT 1 FROM jobq.queue WHERE name = $1", 1, {TEXTOID}, nullptr};
 PlanSlot completed_in_window = {
     "SELECT id FROM jobq.archive WHERE queue = $1 AND unique_key = $2 AND state = 'completed' "
     "AND finished_at > now() - $3 ORDER BY finished_at DESC LIMIT 1",
-    3, {TEXTOID, TEXTOID, INTERVALOID}, nullptr};
+    3,
+    {TEXTOID, TEXTOID, INTERVALOID},
+    nullptr};
 PlanSlot withdraw_job = {"DELETE FROM jobq.job WHERE id = $1", 1, {INT8OID}, nullptr};
 
 // Attempts before giving up on a key that keeps changing under us (each
@@ -174,8 +182,12 @@ void RequireQueue(Datum queue_text, const char *queue) {
 
 bool InsertDirect(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
                   int64 *ids) {
-    jobq::store::NewJobs jobs{args.queue, queue_text, RunAt(args), args.priority,
-                              args.max_attempts_null != 'n', DatumGetInt32(args.max_attempts)};
+    jobq::store::NewJobs jobs{args.queue,
+                              queue_text,
+                              RunAt(args),
+                              args.priority,
+                              args.max_attempts_null != 'n',
+                              DatumGetInt32(args.max_attempts)};
     jobq::store::InsertResult result = jobq::store::InsertJobs(jobs, payloads, n, ids);
     if (result == jobq::store::InsertResult::kNoQueue) RaiseUnknownQueue(args.queue);
     return result == jobq::store::InsertResult::kInserted;
@@ -224,8 +236,7 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
         if (has_window) {
             jobq::CheckPositiveInterval("unique_window", window_us);
             if (m != jobq::UniqueMode::kKeep)
-                throw Error(kInvalidParameterValue,
-                            "unique_window requires unique_mode \"keep\"");
+                throw Error(kInvalidParameterValue, "unique_window requires unique_mode \"keep\"");
         }
         if (has_window && !has_key)
             throw Error(kInvalidParameterValue, "unique_window requires a unique_key");
@@ -251,8 +262,8 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
         }
     }
 
-    PlanSlot *insert = !has_key                               ? &insert_plain
-                       : mode == jobq::UniqueMode::kReplace    ? &insert_replace
+    PlanSlot *insert = !has_key                              ? &insert_plain
+                       : mode == jobq::UniqueMode::kReplace  ? &insert_replace
                        : mode == jobq::UniqueMode::kDebounce ? &insert_debounce
                                                              : &insert_keep;
     Datum values[6] = {queue_text,  payload,           Int16GetDatum(args.priority),

@@ -32,16 +32,18 @@ namespace {
 using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
-#define JOBQ_INSERT_MANY(key_column, key_value, from_payloads)                                \
-    "INSERT INTO jobq.job (queue, state, payload, priority, run_at, max_attempts" key_column  \
+#define JOBQ_INSERT_MANY(key_column, key_value, from_payloads)                                 \
+    "INSERT INTO jobq.job (queue, state, payload, priority, run_at, max_attempts" key_column   \
     ") SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, p.payload, " \
-    "$3, coalesce($4, now()), coalesce($5, q.max_attempts)" key_value                         \
+    "$3, coalesce($4, now()), coalesce($5, q.max_attempts)" key_value                          \
     " FROM jobq.queue q, " from_payloads " WHERE q.name = $1 ORDER BY p.n "
 
-PlanSlot insert_many = {JOBQ_INSERT_MANY("", "", "unnest($2) WITH ORDINALITY AS p(payload, n)")
-                        "RETURNING id",
-                        5, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID}, nullptr,
-                        PlanMode::kCustom};
+PlanSlot insert_many = {
+    JOBQ_INSERT_MANY("", "", "unnest($2) WITH ORDINALITY AS p(payload, n)") "RETURNING id",
+    5,
+    {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID},
+    nullptr,
+    PlanMode::kCustom};
 
 PlanSlot insert_many_keyed = {
     JOBQ_INSERT_MANY(", unique_key", ", p.key",
@@ -190,8 +192,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
     jobq::pg::EndOwnerRights(&caller);
-    if (any_inserted)
-        jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
+    if (any_inserted) jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
     return static_cast<Datum>(0);
 }
 

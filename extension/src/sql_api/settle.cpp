@@ -33,8 +33,8 @@ namespace {
 using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
-#define JOBQ_ARCHIVE_COLUMNS                                                                \
-    "id, queue, state, payload, priority, run_at, attempt, max_attempts, unique_key, "     \
+#define JOBQ_ARCHIVE_COLUMNS                                                           \
+    "id, queue, state, payload, priority, run_at, attempt, max_attempts, unique_key, " \
     "worker, progress, errors, result, created_at, attempted_at, finished_at"
 
 PlanSlot complete_jobs = {
@@ -43,11 +43,15 @@ PlanSlot complete_jobs = {
     "    AS s(id, token, result)"
     "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
     "  RETURNING j.*, s.result AS job_result"
-    ") INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
+    ") INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS
+    ") "
     "SELECT id, queue, 'completed', payload, priority, run_at, attempt, max_attempts, "
     "  unique_key, worker, progress, errors, job_result, created_at, attempted_at, now() "
     "FROM done RETURNING id",
-    3, {INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID}, nullptr, PlanMode::kCustom};
+    3,
+    {INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID},
+    nullptr,
+    PlanMode::kCustom};
 
 PlanSlot fail_jobs = {
     "WITH input AS ("
@@ -59,7 +63,8 @@ PlanSlot fail_jobs = {
     "    AND (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
     "  RETURNING j.*, s.error AS error_text"
     "), archived AS ("
-    "  INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
+    "  INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS
+    ") "
     "  SELECT id, queue, 'dead', payload, priority, run_at, attempt, max_attempts, unique_key,"
     "    worker, progress, jobq._append_error(errors, attempt, error_text), NULL, created_at,"
     "    attempted_at, now() FROM dead"
@@ -75,7 +80,9 @@ PlanSlot fail_jobs = {
     "  RETURNING j.id, j.queue, j.run_at"
     ") SELECT id, 'dead'::text, queue, run_at FROM archived "
     "UNION ALL SELECT id, 'retryable'::text, queue, run_at FROM retried",
-    5, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INTERVALARRAYOID, BOOLARRAYOID}, nullptr,
+    5,
+    {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INTERVALARRAYOID, BOOLARRAYOID},
+    nullptr,
     PlanMode::kCustom};
 
 PlanSlot heartbeat_jobs = {
@@ -83,14 +90,19 @@ PlanSlot heartbeat_jobs = {
     "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token), jobq.queue q "
     "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token AND q.name = j.queue "
     "RETURNING j.id, j.lease_expires_at",
-    3, {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID}, nullptr, PlanMode::kCustom};
+    3,
+    {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID},
+    nullptr,
+    PlanMode::kCustom};
 
 // Snooze and release give back the attempt the claim counted.
 PlanSlot snooze_job = {
     "UPDATE jobq.job SET state = 'scheduled', run_at = now() + $3, attempt = attempt - 1, "
     "  lease_token = NULL, lease_expires_at = NULL "
     "WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING queue, run_at",
-    3, {INT8OID, INT8OID, INTERVALOID}, nullptr};
+    3,
+    {INT8OID, INT8OID, INTERVALOID},
+    nullptr};
 
 PlanSlot release_jobs = {
     "UPDATE jobq.job j SET state = 'available', attempt = j.attempt - 1, "
@@ -98,12 +110,17 @@ PlanSlot release_jobs = {
     "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token) "
     "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token "
     "RETURNING j.id, j.queue, j.run_at",
-    2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr, PlanMode::kCustom};
+    2,
+    {INT8ARRAYOID, INT8ARRAYOID},
+    nullptr,
+    PlanMode::kCustom};
 
 PlanSlot set_progress_job = {
     "UPDATE jobq.job SET progress = $3 "
     "WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING id",
-    3, {INT8OID, INT8OID, JSONBOID}, nullptr};
+    3,
+    {INT8OID, INT8OID, JSONBOID},
+    nullptr};
 
 // Checks that the optional parallel array argument `n` has `expected`
 // elements (NULL is allowed: "none given"); its elements into *values and
@@ -228,8 +245,8 @@ Datum jobq_fail(PG_FUNCTION_ARGS) {
     bool discard = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
     Datum error = PG_ARGISNULL(2) ? CStringGetTextDatum("unknown error") : PG_GETARG_DATUM(2);
     text *state = nullptr;
-    RunFail(SingletonArray(PG_GETARG_DATUM(0), INT8OID), SingletonArray(PG_GETARG_DATUM(1), INT8OID),
-            SingletonArray(error, TEXTOID),
+    RunFail(SingletonArray(PG_GETARG_DATUM(0), INT8OID),
+            SingletonArray(PG_GETARG_DATUM(1), INT8OID), SingletonArray(error, TEXTOID),
             PG_ARGISNULL(3) ? 0 : SingletonArray(PG_GETARG_DATUM(3), INTERVALOID),
             PG_ARGISNULL(3) ? 'n' : ' ', SingletonArray(BoolGetDatum(discard), BOOLOID), ' ',
             [&](Datum *out) {
@@ -263,8 +280,7 @@ Datum jobq_fail_many(PG_FUNCTION_ARGS) {
     jobq::pg::BeginMaterializedResult(fcinfo);
     RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
             PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
-            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ',
-            [&](Datum *out) {
+            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ', [&](Datum *out) {
                 bool nulls[2] = {false, false};
                 jobq::pg::PutResultRow(fcinfo, out, nulls);
             });

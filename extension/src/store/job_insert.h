@@ -15,11 +15,11 @@ namespace jobq::store {
 
 // What every job of one insert shares, validated by the caller.
 struct NewJobs {
-    const char *queue;        // the queue's name
-    Datum queue_text;         // the same as text
-    TimestampTz run_at;       // the run_at given, or the transaction's now()
+    const char *queue;   // the queue's name
+    Datum queue_text;    // the same as text
+    TimestampTz run_at;  // the run_at given, or the transaction's now()
     int16 priority;
-    bool has_max_attempts;    // false: the queue's max_attempts
+    bool has_max_attempts;  // false: the queue's max_attempts
     int32 max_attempts;
 };
 

@@ -69,8 +69,8 @@ bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
     AcceptInvalidationMessages();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     ScanKeyData key;
-    ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-                           pkey->rd_indcollation[0], F_TEXTEQ, queue_text);
+    ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, pkey->rd_indcollation[0],
+                           F_TEXTEQ, queue_text);
     TupleTableSlot *slot = table_slot_create(queue, nullptr);
     IndexScanDesc scan = index_beginscan(queue, pkey, snapshot, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
@@ -116,7 +116,8 @@ bool LookUpQueueDefaults(Datum queue_text, const char *queue, int32 *max_attempt
         ctl.keysize = kQueueKeySize;
         ctl.entrysize = sizeof(CachedQueue);
         ctl.hcxt = CacheMemoryContext;
-        cache = hash_create("jobq queue defaults", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+        cache =
+            hash_create("jobq queue defaults", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
         cached_relid = queue_relid;
     }
     auto *entry = static_cast<CachedQueue *>(hash_search(cache, queue, HASH_ENTER, nullptr));

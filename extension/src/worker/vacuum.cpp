@@ -208,7 +208,8 @@ void UnitVacuumCheck(void *arg) {
     // while jobs flow (this loop also announces them).
     int64 pending = quiet ? PendingIndexPages() : 0;
     // The horizon nbtree checks deleted pages against (shared relations').
-    TransactionId horizon = quiet ? GetOldestNonRemovableTransactionId(nullptr) : InvalidTransactionId;
+    TransactionId horizon =
+        quiet ? GetOldestNonRemovableTransactionId(nullptr) : InvalidTransactionId;
     EndWork();
     // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
     if (dead < vs.baseline_dead) vs.baseline_dead = dead;
@@ -293,7 +294,8 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     // worker's new baseline: it waits for real growth before the next one.
     (void)jobq::worker::BeginWork("jobq: vacuum done");
     bool isnull = true;
-    int64 left = jobq::worker::ExecInt64(&jobq::worker::stmt::dead_tuples, nullptr, nullptr, &isnull);
+    int64 left =
+        jobq::worker::ExecInt64(&jobq::worker::stmt::dead_tuples, nullptr, nullptr, &isnull);
     jobq::worker::EndWork();
     if (!isnull && shared != nullptr && extra.slot_index >= 0 &&
         extra.slot_index < shared->nslots) {
