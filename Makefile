@@ -11,7 +11,7 @@
 EXTENSION   = jobq
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" jobq.control)
 MODULE_big  = jobq
-SRCS        = $(sort $(wildcard extension/src/*/*.cpp))
+SRCS        = $(sort $(wildcard extension/src/*.cpp extension/src/*/*.cpp))
 OBJS        = $(SRCS:.cpp=.o)
 SQL_PARTS   = $(sort $(wildcard extension/sql/parts/*.sql))
 DATA_built  = extension/sql/jobq--$(EXTVERSION).sql
@@ -69,7 +69,7 @@ chaos:
 	bash test/chaos/run.sh --long
 
 format:
-	clang-format -i $(SRCS) $(wildcard extension/src/*/*.h) \
+	clang-format -i $(SRCS) $(wildcard extension/src/*.h extension/src/*/*.h) \
 	  $(wildcard runner/src/*.cpp runner/src/*.h runner/src/*/*.cpp runner/src/*/*.h runner/tests/unit/*.cpp runner/bench/*.cpp) $(wildcard test/unit/*.cpp)
 
 clean: clean-extras

@@ -11,7 +11,8 @@ int64_t BackoffMicros(int64_t attempt, int64_t base_us, int64_t max_us, double j
     if (max_us < base_us) max_us = base_us;
     attempt = std::max<int64_t>(attempt, 1);
     // 2^62 overflows int64 micros long before; compute in floating point and cap.
-    double raw = static_cast<double>(base_us) * std::ldexp(1.0, static_cast<int>(std::min<int64_t>(attempt - 1, 62)));
+    double raw = static_cast<double>(base_us) *
+                 std::ldexp(1.0, static_cast<int>(std::min<int64_t>(attempt - 1, 62)));
     double capped = std::min(raw, static_cast<double>(max_us));
     jitter = std::clamp(jitter, 0.0, 1.0);
     unit_random = std::clamp(unit_random, 0.0, 1.0);

@@ -23,9 +23,8 @@ inline constexpr const char *kInternalError = "XX000";
 }  // namespace sqlstate
 
 class Error : public std::runtime_error {
-public:
-    Error(const char *sqlstate, std::string message, std::string detail = {},
-          std::string hint = {})
+  public:
+    Error(const char *sqlstate, std::string message, std::string detail = {}, std::string hint = {})
         : std::runtime_error(std::move(message)),
           detail_(std::move(detail)),
           hint_(std::move(hint)) {
@@ -36,7 +35,7 @@ public:
     const std::string &detail() const noexcept { return detail_; }
     const std::string &hint() const noexcept { return hint_; }
 
-private:
+  private:
     char sqlstate_[6];
     std::string detail_;
     std::string hint_;

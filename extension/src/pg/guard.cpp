@@ -47,14 +47,4 @@ void RaiseFailure(const CppFailure &f) {
     pg_unreachable();
 }
 
-void ThrowPgError(ErrorData *edata) {
-    char state[6];
-    std::memcpy(state, unpack_sql_state(edata->sqlerrcode), 6);
-    std::string message = edata->message ? edata->message : "unknown error";
-    std::string detail = edata->detail ? edata->detail : "";
-    std::string hint = edata->hint ? edata->hint : "";
-    FreeErrorData(edata);
-    throw PgError(state, std::move(message), std::move(detail), std::move(hint));
-}
-
 }  // namespace jobq::pg

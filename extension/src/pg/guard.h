@@ -1,18 +1,19 @@
-// The C++/Postgres boundary. Two guards, used by every file that calls both
-// worlds (see STYLE.md "boundary rules"):
+// The C++/Postgres boundary: the one guard every entry point that runs
+// C++ uses (see docs/architecture.md).
 //
 //   CallCpp(fn)  runs pure C++ (no Postgres calls that can ereport) and turns
 //                any exception into ereport(ERROR) *after* the catch scope has
 //                closed, so no longjmp ever leaves a catch handler and no C++
 //                destructor is skipped.
-//   CallPg(fn)   the inverse: runs Postgres code from C++ that has live
-//                objects, and turns an ERROR into a jobq::PgError exception.
-//                The transaction is left aborted; the caller must roll back.
+//
+// The other direction has no guard: code that calls Postgres functions that
+// can ereport (palloc, SPI, catalog and table access, CHECK_FOR_INTERRUPTS)
+// keeps no C++ objects with destructors in scope, so an ERROR's longjmp
+// skips nothing. Such files say "C-style on purpose".
 //
 // Error messages are copied into fixed buffers, never palloc'd inside a catch.
 #pragma once
 
-#include <string>
 #include <utility>
 
 #include "core/error.h"
@@ -20,7 +21,6 @@
 extern "C" {
 #include "postgres.h"
 #include "utils/elog.h"
-#include "utils/memutils.h"
 }
 
 namespace jobq::pg {
@@ -51,32 +51,6 @@ auto CallCpp(Fn &&fn) -> decltype(fn()) {
         CaptureUnknownFailure(failure);
     }
     RaiseFailure(failure);
-}
-
-// A Postgres ERROR caught by CallPg, as a C++ exception.
-class PgError : public jobq::Error {
-public:
-    using jobq::Error::Error;
-};
-
-[[noreturn]] void ThrowPgError(ErrorData *edata);
-
-template <typename Fn>
-void CallPg(Fn &&fn) {
-    MemoryContext caller_context = CurrentMemoryContext;
-    ErrorData *volatile edata = nullptr;
-    PG_TRY();
-    {
-        fn();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(caller_context);
-        edata = CopyErrorData();
-        FlushErrorState();
-    }
-    PG_END_TRY();
-    if (edata != nullptr) ThrowPgError(edata);
 }
 
 }  // namespace jobq::pg

@@ -17,7 +17,8 @@ int ExecPlan(PlanSlot *slot, Datum *values, const char *nulls, bool read_only, l
                                                          : 0;
         SPIPlanPtr plan = SPI_prepare_cursor(slot->sql, slot->nargs, slot->argtypes, options);
         if (plan == nullptr)
-            elog(ERROR, "jobq: could not prepare statement: %s", SPI_result_code_string(SPI_result));
+            elog(ERROR, "jobq: could not prepare statement: %s",
+                 SPI_result_code_string(SPI_result));
         if (SPI_keepplan(plan) != 0) elog(ERROR, "jobq: could not save statement");
         slot->plan = plan;
     }
@@ -64,7 +65,9 @@ ArrayType *MakeTextArray(const char **items, int count) {
     return construct_array(datums, count, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
-void BeginMaterializedResult(FunctionCallInfo fcinfo) { InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC); }
+void BeginMaterializedResult(FunctionCallInfo fcinfo) {
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+}
 
 void PutResultRow(FunctionCallInfo fcinfo, Datum *values, bool *nulls) {
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);

@@ -9,7 +9,8 @@ namespace jobq::sql {
 
 void RequireArg(FunctionCallInfo fcinfo, int n, const char *name) {
     if (PG_ARGISNULL(n))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", name)));
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", name)));
 }
 
 int64 IntervalMicros(const Interval *interval) {

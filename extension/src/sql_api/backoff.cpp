@@ -19,8 +19,8 @@ Datum jobq_backoff(PG_FUNCTION_ARGS) {
     int64 max_us = jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(2));
     double jitter = PG_GETARG_FLOAT8(3);
     double u = pg_prng_double(&pg_global_prng_state);
-    int64 delay = jobq::pg::CallCpp(
-        [&] { return jobq::BackoffMicros(attempt, base_us, max_us, jitter, u); });
+    int64 delay =
+        jobq::pg::CallCpp([&] { return jobq::BackoffMicros(attempt, base_us, max_us, jitter, u); });
     Interval *result = static_cast<Interval *>(palloc0(sizeof(Interval)));
     result->time = delay;
     PG_RETURN_INTERVAL_P(result);

@@ -1,7 +1,7 @@
 // claim: lease due jobs to a worker.
 //
 // One queue at a time (the runner's usual call, and each queue with a
-// concurrency limit) takes the direct path of claim_direct.cpp. Several
+// concurrency limit) takes the direct path of store/claim_direct.cpp. Several
 // queues without a limit, which must be merged in claim order, or a
 // jobq.job with rules of its user's take SQL:
 //
@@ -26,11 +26,14 @@
 // count of running jobs cannot be raced past the limit. Claim is meant to
 // run in its own READ COMMITTED transaction (as runners call it): an older
 // snapshot would neither see newly due jobs nor count fresh claims.
+//
+// The statements are in statements.cpp.
 #include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
-#include "sql_api/claim_direct.h"
+#include "sql_api/statements.h"
+#include "store/claim_direct.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -41,48 +44,7 @@ extern "C" {
 
 namespace {
 
-using jobq::pg::PlanMode;
-using jobq::pg::PlanSlot;
-
-PlanSlot queues_info = {
-    "SELECT name, paused, concurrency, lease FROM jobq.queue WHERE name = ANY($1)", 1,
-    {TEXTARRAYOID}, nullptr};
-
-// Lock first, count second: the count must be a separate statement so that,
-// under READ COMMITTED, its snapshot is taken after the lock wait and sees
-// the jobs the previous lock holder claimed.
-PlanSlot lock_limited_queue = {
-    "SELECT concurrency, lease FROM jobq.queue WHERE name = $1 AND NOT paused FOR NO KEY UPDATE",
-    1, {TEXTOID}, nullptr};
-PlanSlot count_running = {
-    "SELECT count(*) FROM jobq.job WHERE queue = $1 AND state = 'running'", 1, {TEXTOID}, nullptr};
-
-// The claim statement around a queue filter ($1 is the queue or queues).
-#define JOBQ_CLAIM_SQL(queue_filter)                                                        \
-    "WITH candidate AS MATERIALIZED ("                                                      \
-    "  SELECT id FROM jobq.job"                                                             \
-    "  WHERE " queue_filter " AND state <> 'running' AND run_at <= now()"                   \
-    "  ORDER BY priority, run_at, id"                                                       \
-    "  LIMIT $3"                                                                            \
-    "  FOR UPDATE SKIP LOCKED"                                                              \
-    "), token AS MATERIALIZED (SELECT nextval('jobq.lease_token_seq') AS value) "          \
-    "UPDATE jobq.job j SET state = 'running', attempt = j.attempt + 1,"                     \
-    "  lease_token = token.value, lease_expires_at = now() + coalesce($4, q.lease),"        \
-    "  worker = $2, attempted_at = now() "                                                  \
-    "FROM token, jobq.queue q "                                                             \
-    "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "              \
-    "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"         \
-    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at"
-
-PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
-                       4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr,
-                       PlanMode::kGeneric};
-
-// The same for one queue: "queue = $1" lets the claim index deliver rows in
-// claim order and stop at the limit (with "= ANY" it must sort every due job).
-PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1"),
-                            4, {TEXTOID, TEXTOID, INT4OID, INTERVALOID}, nullptr,
-                            PlanMode::kGeneric};
+namespace stmt = jobq::sql::stmt;
 
 constexpr int kClaimColumns = 10;
 
@@ -93,15 +55,16 @@ constexpr int kClaimColumns = 10;
 int ClaimFrom(FunctionCallInfo fcinfo, const char **queues, int n_queues, Datum worker,
               char worker_null, int limit, Datum lease, char lease_null, Datum queue_lease) {
     if (n_queues == 1) {
-        int claimed = jobq::sql::ClaimDirect(fcinfo, CStringGetTextDatum(queues[0]), worker,
-                                             lease_null == 'n' ? queue_lease : lease, limit);
+        int claimed = jobq::store::ClaimDirect(fcinfo, CStringGetTextDatum(queues[0]), worker,
+                                               lease_null == 'n' ? queue_lease : lease, limit);
         if (claimed >= 0) return claimed;
     }
     Datum first = n_queues == 1 ? CStringGetTextDatum(queues[0])
                                 : PointerGetDatum(jobq::pg::MakeTextArray(queues, n_queues));
     Datum values[4] = {first, worker, Int32GetDatum(limit), lease};
     char nulls[5] = {' ', worker_null, ' ', lease_null, '\0'};
-    jobq::pg::ExecPlan(n_queues == 1 ? &claim_one_queue : &claim_jobs, values, nulls, false);
+    jobq::pg::ExecPlan(n_queues == 1 ? &stmt::claim_one_queue : &stmt::claim_jobs, values, nulls,
+                       false);
     uint64 claimed = SPI_processed;
     for (uint64 row = 0; row < claimed; ++row) {
         Datum out[kClaimColumns];
@@ -159,7 +122,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
 
     SPI_connect();
     Datum info_args[1] = {PointerGetDatum(queue_array)};
-    jobq::pg::ExecPlan(&queues_info, info_args, nullptr, true);
+    jobq::pg::ExecPlan(&stmt::queues_info, info_args, nullptr, true);
     uint64 known = SPI_processed;
     const char **unlimited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
     const char **limited = static_cast<const char **>(palloc(sizeof(char *) * (known + 1)));
@@ -185,8 +148,8 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         const char *name = TextDatumGetCString(names[i]);
         bool exists = false;
         for (uint64 row = 0; row < known && !exists; ++row)
-            exists = strcmp(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1),
-                            name) == 0;
+            exists =
+                strcmp(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1), name) == 0;
         if (!exists)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("queue \"%s\" does not exist", name)));
@@ -198,7 +161,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
                                lease, lease_null, unlimited_lease);
     for (int i = 0; i < n_limited && remaining > 0; ++i) {
         Datum lock_args[1] = {CStringGetTextDatum(limited[i])};
-        jobq::pg::ExecPlan(&lock_limited_queue, lock_args, nullptr, false);
+        jobq::pg::ExecPlan(&stmt::lock_limited_queue, lock_args, nullptr, false);
         if (SPI_processed != 1) continue;  // paused or dropped meanwhile
         bool isnull;
         Datum concurrency = jobq::pg::ResultValue(0, 1, &isnull);
@@ -206,7 +169,7 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
         int64 limit_total = DatumGetInt32(concurrency);
         Datum queue_lease =
             datumCopy(jobq::pg::ResultValue(0, 2, &isnull), false, sizeof(Interval));
-        jobq::pg::ExecPlan(&count_running, lock_args, nullptr, false);
+        jobq::pg::ExecPlan(&stmt::count_running, lock_args, nullptr, false);
         int64 free_slots = limit_total - DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
         if (free_slots <= 0) continue;
         int limit = free_slots < remaining ? static_cast<int>(free_slots) : remaining;

@@ -19,13 +19,17 @@
 // jobq.archive in one transaction, and the insert waits for that
 // transaction when it conflicts with the job, so the archive lookup after
 // it cannot miss a completion that the insert did not see.
+#include <string>
+
 #include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/owner_rights.h"
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
+#include "sql_api/statements.h"
 #include "sql_api/enqueue.h"
+#include "store/job_insert.h"
 #include "worker/wakeup.h"
 
 extern "C" {
@@ -38,58 +42,16 @@ extern "C" {
 
 namespace {
 
-using jobq::pg::PlanMode;
 using jobq::pg::PlanSlot;
 
-#define JOBQ_INSERT_SELECT                                                                      \
-    "INSERT INTO jobq.job AS j (queue, state, payload, priority, run_at, max_attempts, "       \
-    "unique_key) "                                                                              \
-    "SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, $2, $3, "     \
-    "coalesce($4, now()), coalesce($5, q.max_attempts), $6 "                                    \
-    "FROM jobq.queue q WHERE q.name = $1 "
-#define JOBQ_INSERT_JOB JOBQ_INSERT_SELECT "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL "
-
-#define JOBQ_INSERT_ARGS 6, {TEXTOID, JSONBOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
-
-// Keyless jobs normally take InsertPlain (job_insert.cpp); this planned
-// INSERT is for a jobq.job that carries rules of its user's (triggers,
-// rules, constraints), which only the executor applies. Without a key
-// nothing can conflict, so no ON CONFLICT (and none of its speculative
-// insertion's cost).
-PlanSlot insert_plain = {JOBQ_INSERT_SELECT "RETURNING id, run_at", JOBQ_INSERT_ARGS, nullptr};
-PlanSlot insert_keep = {JOBQ_INSERT_JOB "DO NOTHING RETURNING id, run_at", JOBQ_INSERT_ARGS,
-                        nullptr};
-PlanSlot insert_replace = {
-    JOBQ_INSERT_JOB
-    "DO UPDATE SET payload = EXCLUDED.payload, priority = EXCLUDED.priority, "
-    "run_at = EXCLUDED.run_at, state = EXCLUDED.state, "
-    "max_attempts = greatest(EXCLUDED.max_attempts, j.attempt + 1) "
-    "WHERE j.state <> 'running' RETURNING id, run_at",
-    JOBQ_INSERT_ARGS, nullptr};
-PlanSlot insert_debounce = {JOBQ_INSERT_JOB
-                            "DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, "
-                            "state = EXCLUDED.state "
-                            "WHERE j.state <> 'running' RETURNING id, run_at",
-                            JOBQ_INSERT_ARGS, nullptr};
-PlanSlot find_by_key = {"SELECT id, run_at FROM jobq.job WHERE queue = $1 AND unique_key = $2",
-                        2, {TEXTOID, TEXTOID}, nullptr};
-PlanSlot detach_key = {
-    "UPDATE jobq.job SET unique_key = NULL "
-    "WHERE queue = $1 AND unique_key = $2 AND state = 'running'",
-    2, {TEXTOID, TEXTOID}, nullptr};
-PlanSlot queue_exists = {"SELECT 1 FROM jobq.queue WHERE name = $1", 1, {TEXTOID}, nullptr};
-PlanSlot completed_in_window = {
-    "SELECT id FROM jobq.archive WHERE queue = $1 AND unique_key = $2 AND state = 'completed' "
-    "AND finished_at > now() - $3 ORDER BY finished_at DESC LIMIT 1",
-    3, {TEXTOID, TEXTOID, INTERVALOID}, nullptr};
-PlanSlot withdraw_job = {"DELETE FROM jobq.job WHERE id = $1", 1, {INT8OID}, nullptr};
+namespace stmt = jobq::sql::stmt;
 
 // Attempts before giving up on a key that keeps changing under us (each
 // round loses only to a concurrent commit, so more than a few is unheard of).
 constexpr int kUniqueRounds = 10;
 
 // The insert loop of one job: `insert` is one of the INSERT plans above
-// (values/nulls as JOBQ_INSERT_ARGS). With a key, a lost race against a
+// (values/nulls as in statements.h). With a key, a lost race against a
 // concurrent commit is retried: keep then finds the job that holds the
 // key, replace and debounce take the key off a running job.
 bool InsertOne(PlanSlot *insert, jobq::UniqueMode mode, bool has_key, const char *queue,
@@ -100,11 +62,11 @@ bool InsertOne(PlanSlot *insert, jobq::UniqueMode mode, bool has_key, const char
         out->inserted = found;
         if (!found && has_key && mode == jobq::UniqueMode::kKeep) {
             Datum key_values[2] = {values[0], values[5]};
-            jobq::pg::ExecPlan(&find_by_key, key_values, nullptr, false);
+            jobq::pg::ExecPlan(&stmt::find_by_key, key_values, nullptr, false);
             found = SPI_processed == 1;
         } else if (!found && has_key) {
             Datum key_values[2] = {values[0], values[5]};
-            jobq::pg::ExecPlan(&detach_key, key_values, nullptr, false);
+            jobq::pg::ExecPlan(&stmt::detach_key, key_values, nullptr, false);
         }
         if (found) {
             bool isnull;
@@ -165,12 +127,25 @@ void RequireQueue(Datum queue_text, const char *queue) {
     // Not read-only: a fresh snapshot, like the INSERT's. The INSERT may have
     // waited for drop_queue's lock and found the queue gone; the caller's
     // older snapshot would still show it.
-    jobq::pg::ExecPlan(&queue_exists, values, nullptr, false);
+    jobq::pg::ExecPlan(&stmt::queue_exists, values, nullptr, false);
     if (SPI_processed == 0) RaiseUnknownQueue(queue);
 }
 
+bool InsertDirect(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
+                  int64 *ids) {
+    jobq::store::NewJobs jobs{args.queue,
+                              queue_text,
+                              RunAt(args),
+                              args.priority,
+                              args.max_attempts_null != 'n',
+                              DatumGetInt32(args.max_attempts)};
+    jobq::store::InsertResult result = jobq::store::InsertJobs(jobs, payloads, n, ids);
+    if (result == jobq::store::InsertResult::kNoQueue) RaiseUnknownQueue(args.queue);
+    return result == jobq::store::InsertResult::kInserted;
+}
+
 bool InsertKeep(const char *queue, Datum *values, const char *nulls, InsertedJob *out) {
-    return InsertOne(&insert_keep, jobq::UniqueMode::kKeep, true, queue, values, nulls, out);
+    return InsertOne(&stmt::insert_keep, jobq::UniqueMode::kKeep, true, queue, values, nulls, out);
 }
 
 }  // namespace jobq::sql
@@ -196,55 +171,59 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     // build of the same version passes fewer arguments.
     bool has_window = PG_NARGS() > 8 && !PG_ARGISNULL(8);
     int64 window_us = has_window ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(8)) : 0;
+    bool has_run_at = args.run_at_null != 'n';
+    // Every rule on the unique options, raised one way: as jobq::Error,
+    // turned into an ERROR by the guard.
     jobq::UniqueMode mode = jobq::pg::CallCpp([&] {
+        using jobq::Error;
+        using jobq::sqlstate::kInvalidParameterValue;
         jobq::UniqueMode m = jobq::ParseUniqueMode(mode_text);
         if (m == jobq::UniqueMode::kDebounce && !has_debounce)
-            throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                              "unique_mode \"debounce\" requires a debounce interval");
+            throw Error(kInvalidParameterValue,
+                        "unique_mode \"debounce\" requires a debounce interval");
         if (has_debounce && m != jobq::UniqueMode::kDebounce)
-            throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                              "debounce requires unique_mode \"debounce\"");
+            throw Error(kInvalidParameterValue, "debounce requires unique_mode \"debounce\"");
         if (has_debounce) jobq::CheckPositiveInterval("debounce", debounce_us);
         if (has_window) {
             jobq::CheckPositiveInterval("unique_window", window_us);
             if (m != jobq::UniqueMode::kKeep)
-                throw jobq::Error(jobq::sqlstate::kInvalidParameterValue,
-                                  "unique_window requires unique_mode \"keep\"");
+                throw Error(kInvalidParameterValue, "unique_window requires unique_mode \"keep\"");
         }
+        if (has_window && !has_key)
+            throw Error(kInvalidParameterValue, "unique_window requires a unique_key");
+        if (m != jobq::UniqueMode::kKeep && !has_key)
+            throw Error(kInvalidParameterValue,
+                        std::string("unique_mode \"") + mode_text + "\" requires a unique_key");
+        if (m == jobq::UniqueMode::kDebounce && has_run_at)
+            throw Error(kInvalidParameterValue, "run_at and debounce cannot be given together",
+                        "A debounced job runs at now() + debounce.");
         return m;
     });
-    if (has_window && !has_key)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("unique_window requires a unique_key")));
-    if (mode != jobq::UniqueMode::kKeep && !has_key)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("unique_mode \"%s\" requires a unique_key", mode_text)));
     if (mode == jobq::UniqueMode::kDebounce) {
-        if (args.run_at_null != 'n')
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("run_at and debounce cannot be given together"),
-                            errdetail("A debounced job runs at now() + debounce.")));
         args.run_at = TimestampTzGetDatum(jobq::sql::NowPlus(PG_GETARG_INTERVAL_P(7)));
         args.run_at_null = ' ';
     }
 
     Datum queue_text = CStringGetTextDatum(args.queue);
-    jobq::sql::InsertedJob job{};
-    if (!has_key && jobq::sql::InsertPlain(args, queue_text, payload, &job)) {
-        jobq_note_wakeup(args.queue, job.run_at);
-        PG_RETURN_INT64(job.id);
+    if (!has_key) {
+        int64 id;
+        if (jobq::sql::InsertDirect(args, queue_text, &payload, 1, &id)) {
+            jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
+            PG_RETURN_INT64(id);
+        }
     }
 
-    PlanSlot *insert = !has_key                               ? &insert_plain
-                       : mode == jobq::UniqueMode::kReplace    ? &insert_replace
-                       : mode == jobq::UniqueMode::kDebounce ? &insert_debounce
-                                                             : &insert_keep;
+    PlanSlot *insert = !has_key                              ? &stmt::insert_plain
+                       : mode == jobq::UniqueMode::kReplace  ? &stmt::insert_replace
+                       : mode == jobq::UniqueMode::kDebounce ? &stmt::insert_debounce
+                                                             : &stmt::insert_keep;
     Datum values[6] = {queue_text,  payload,           Int16GetDatum(args.priority),
                        args.run_at, args.max_attempts, has_key ? PG_GETARG_DATUM(5) : 0};
     char nulls[7] = {' ', ' ', ' ', args.run_at_null, args.max_attempts_null, has_key ? ' ' : 'n',
                      '\0'};
 
     // The SQL paths run with the owner's rights (see pg/owner_rights.h).
+    jobq::sql::InsertedJob job{};
     jobq::pg::SavedRights caller;
     jobq::pg::BeginOwnerRights(fcinfo, &caller);
     SPI_connect();
@@ -253,12 +232,12 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     bool withdrawn = false;
     if (found && job.inserted && has_window) {
         Datum window_values[3] = {values[0], values[5], PG_GETARG_DATUM(8)};
-        jobq::pg::ExecPlan(&completed_in_window, window_values, nullptr, false);
+        jobq::pg::ExecPlan(&stmt::completed_in_window, window_values, nullptr, false);
         if (SPI_processed == 1) {
             bool isnull;
             int64 completed_id = DatumGetInt64(jobq::pg::ResultValue(0, 1, &isnull));
             Datum withdraw_values[1] = {Int64GetDatum(id)};
-            jobq::pg::ExecPlan(&withdraw_job, withdraw_values, nullptr, false);
+            jobq::pg::ExecPlan(&stmt::withdraw_job, withdraw_values, nullptr, false);
             id = completed_id;
             withdrawn = true;
         }

@@ -1,4 +1,6 @@
 // What enqueue (enqueue.cpp) and enqueue_many (enqueue_many.cpp) share.
+// The keyless common path writes through store/job_insert.h; the rest runs
+// SQL.
 //
 // C-style on purpose: these call Postgres functions that can ereport (see
 // pg/guard.h). The SPI helpers expect SPI_connect() by the caller.
@@ -43,16 +45,13 @@ struct InsertedJob {
     bool inserted;  // false: an unfinished job with the key was returned
 };
 
-// One job without a unique key, inserted without SPI (job_insert.cpp; the
-// caller must not be inside SPI_connect). Raises for an unknown queue.
-// False, having inserted nothing, when jobq.job carries rules jobq did not
-// put there (a trigger, another constraint...): the caller then runs a
+// Jobs without a unique key, inserted without SPI (store/job_insert.h;
+// the caller must not be inside SPI_connect): ids[] in payload order.
+// Raises for an unknown queue. False, having inserted nothing, when
+// jobq.job carries rules jobq did not put there: the caller then runs a
 // planned INSERT, which applies them.
-bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out);
-// The same for n payloads (enqueue_many without keys): ids[] in payload
-// order.
-bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
-                     int64 *ids);
+bool InsertDirect(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
+                  int64 *ids);
 
 // One job with a unique key, keep mode: inserts it unless an unfinished job
 // holds the key, whose id is returned then. values/nulls: queue, payload,

@@ -2,7 +2,7 @@
 // payload order.
 //
 // Without unique_keys the batch goes in without SPI, through
-// heap_multi_insert (InsertPlainMany, job_insert.cpp), unless jobq.job
+// heap_multi_insert (InsertDirect, store/job_insert.cpp), unless jobq.job
 // carries rules of its user's; then, as with keys, it is one planned
 // INSERT.
 //
@@ -19,6 +19,7 @@
 #include "pg/owner_rights.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
+#include "sql_api/statements.h"
 #include "sql_api/enqueue.h"
 #include "worker/wakeup.h"
 
@@ -29,27 +30,7 @@ extern "C" {
 
 namespace {
 
-using jobq::pg::PlanMode;
-using jobq::pg::PlanSlot;
-
-#define JOBQ_INSERT_MANY(key_column, key_value, from_payloads)                                \
-    "INSERT INTO jobq.job (queue, state, payload, priority, run_at, max_attempts" key_column  \
-    ") SELECT q.name, CASE WHEN $4 > now() THEN 'scheduled' ELSE 'available' END, p.payload, " \
-    "$3, coalesce($4, now()), coalesce($5, q.max_attempts)" key_value                         \
-    " FROM jobq.queue q, " from_payloads " WHERE q.name = $1 ORDER BY p.n "
-
-PlanSlot insert_many = {JOBQ_INSERT_MANY("", "", "unnest($2) WITH ORDINALITY AS p(payload, n)")
-                        "RETURNING id",
-                        5, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID}, nullptr,
-                        PlanMode::kCustom};
-
-PlanSlot insert_many_keyed = {
-    JOBQ_INSERT_MANY(", unique_key", ", p.key",
-                     "unnest($2, $6) WITH ORDINALITY AS p(payload, key, n)")
-    "ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING "
-    "RETURNING id, unique_key",
-    6, {TEXTOID, JSONBARRAYOID, INT2OID, TIMESTAMPTZOID, INT4OID, TEXTARRAYOID}, nullptr,
-    PlanMode::kCustom};
+namespace stmt = jobq::sql::stmt;
 
 // A key the batch statement inserted, and its job.
 struct KeyedId {
@@ -103,7 +84,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     Datum queue = CStringGetTextDatum(args.queue);
     if (!keyed) {
         int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * (n + 1)));
-        if (jobq::sql::InsertPlainMany(args, queue, elems, n, ids)) {
+        if (jobq::sql::InsertDirect(args, queue, elems, n, ids)) {
             for (int i = 0; i < n; ++i) {
                 Datum id = Int64GetDatum(ids[i]);
                 bool isnull = false;
@@ -120,7 +101,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     jobq::pg::SavedRights caller;
     jobq::pg::BeginOwnerRights(fcinfo, &caller);
     SPI_connect();
-    jobq::pg::ExecPlan(keyed ? &insert_many_keyed : &insert_many, values, nulls, false);
+    jobq::pg::ExecPlan(keyed ? &stmt::insert_many_keyed : &stmt::insert_many, values, nulls, false);
     uint64 returned = SPI_processed;
     if (returned == 0) jobq::sql::RequireQueue(queue, args.queue);
     bool any_inserted = returned > 0;
@@ -190,8 +171,7 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
     jobq::pg::EndOwnerRights(&caller);
-    if (any_inserted)
-        jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
+    if (any_inserted) jobq_note_wakeup(args.queue, jobq::sql::RunAt(args));
     return static_cast<Datum>(0);
 }
 

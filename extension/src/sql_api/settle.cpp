@@ -18,7 +18,8 @@
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
-#include "sql_api/complete_direct.h"
+#include "sql_api/statements.h"
+#include "store/complete_direct.h"
 #include "worker/wakeup.h"
 
 extern "C" {
@@ -30,80 +31,7 @@ extern "C" {
 
 namespace {
 
-using jobq::pg::PlanMode;
-using jobq::pg::PlanSlot;
-
-#define JOBQ_ARCHIVE_COLUMNS                                                                \
-    "id, queue, state, payload, priority, run_at, attempt, max_attempts, unique_key, "     \
-    "worker, progress, errors, result, created_at, attempted_at, finished_at"
-
-PlanSlot complete_jobs = {
-    "WITH done AS ("
-    "  DELETE FROM jobq.job j USING unnest($1::bigint[], $2::bigint[], $3::jsonb[]) "
-    "    AS s(id, token, result)"
-    "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
-    "  RETURNING j.*, s.result AS job_result"
-    ") INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
-    "SELECT id, queue, 'completed', payload, priority, run_at, attempt, max_attempts, "
-    "  unique_key, worker, progress, errors, job_result, created_at, attempted_at, now() "
-    "FROM done RETURNING id",
-    3, {INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID}, nullptr, PlanMode::kCustom};
-
-PlanSlot fail_jobs = {
-    "WITH input AS ("
-    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::interval[], "
-    "    $5::boolean[]) AS s(id, token, error, retry_in, discard)"
-    "), dead AS ("
-    "  DELETE FROM jobq.job j USING input s"
-    "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
-    "    AND (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
-    "  RETURNING j.*, s.error AS error_text"
-    "), archived AS ("
-    "  INSERT INTO jobq.archive (" JOBQ_ARCHIVE_COLUMNS ") "
-    "  SELECT id, queue, 'dead', payload, priority, run_at, attempt, max_attempts, unique_key,"
-    "    worker, progress, jobq._append_error(errors, attempt, error_text), NULL, created_at,"
-    "    attempted_at, now() FROM dead"
-    "  RETURNING id, queue, run_at"
-    "), retried AS ("
-    "  UPDATE jobq.job j SET state = 'retryable', lease_token = NULL, lease_expires_at = NULL,"
-    "    run_at = now() + coalesce(s.retry_in,"
-    "      jobq.backoff(j.attempt, q.backoff_base, q.backoff_max, q.backoff_jitter)),"
-    "    errors = jobq._append_error(j.errors, j.attempt, s.error)"
-    "  FROM input s, jobq.queue q"
-    "  WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token"
-    "    AND q.name = j.queue AND NOT (coalesce(s.discard, false) OR j.attempt >= j.max_attempts)"
-    "  RETURNING j.id, j.queue, j.run_at"
-    ") SELECT id, 'dead'::text, queue, run_at FROM archived "
-    "UNION ALL SELECT id, 'retryable'::text, queue, run_at FROM retried",
-    5, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INTERVALARRAYOID, BOOLARRAYOID}, nullptr,
-    PlanMode::kCustom};
-
-PlanSlot heartbeat_jobs = {
-    "UPDATE jobq.job j SET lease_expires_at = now() + coalesce($3, q.lease) "
-    "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token), jobq.queue q "
-    "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token AND q.name = j.queue "
-    "RETURNING j.id, j.lease_expires_at",
-    3, {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID}, nullptr, PlanMode::kCustom};
-
-// Snooze and release give back the attempt the claim counted.
-PlanSlot snooze_job = {
-    "UPDATE jobq.job SET state = 'scheduled', run_at = now() + $3, attempt = attempt - 1, "
-    "  lease_token = NULL, lease_expires_at = NULL "
-    "WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING queue, run_at",
-    3, {INT8OID, INT8OID, INTERVALOID}, nullptr};
-
-PlanSlot release_jobs = {
-    "UPDATE jobq.job j SET state = 'available', attempt = j.attempt - 1, "
-    "  lease_token = NULL, lease_expires_at = NULL "
-    "FROM unnest($1::bigint[], $2::bigint[]) AS s(id, token) "
-    "WHERE j.id = ANY($1) AND j.id = s.id AND j.lease_token = s.token "
-    "RETURNING j.id, j.queue, j.run_at",
-    2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr, PlanMode::kCustom};
-
-PlanSlot set_progress_job = {
-    "UPDATE jobq.job SET progress = $3 "
-    "WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING id",
-    3, {INT8OID, INT8OID, JSONBOID}, nullptr};
+namespace stmt = jobq::sql::stmt;
 
 // Checks that the optional parallel array argument `n` has `expected`
 // elements (NULL is allowed: "none given"); its elements into *values and
@@ -163,7 +91,7 @@ void RunFail(Datum ids, Datum tokens, Datum errors, Datum retry_in, char retry_n
     Datum values[5] = {ids, tokens, errors, retry_in, discard};
     char nulls[6] = {' ', ' ', ' ', retry_null, discard_null, '\0'};
     SPI_connect();
-    jobq::pg::ExecPlan(&fail_jobs, values, nulls, false);
+    jobq::pg::ExecPlan(&stmt::fail_jobs, values, nulls, false);
     for (uint64 row = 0; row < SPI_processed; ++row) {
         bool isnull;
         Datum out[2] = {jobq::pg::ResultValue(row, 1, &isnull),
@@ -203,14 +131,14 @@ Datum jobq_complete(PG_FUNCTION_ARGS) {
     bool *result_nulls = nullptr;
     CheckParallelArray(fcinfo, 2, "results", n, JSONBOID, &results, &result_nulls);
     jobq::pg::BeginMaterializedResult(fcinfo);
-    if (jobq::sql::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
+    if (jobq::store::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
         return static_cast<Datum>(0);
     // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
                        PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
     char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
     SPI_connect();
-    jobq::pg::ExecPlan(&complete_jobs, values, nulls, false);
+    jobq::pg::ExecPlan(&stmt::complete_jobs, values, nulls, false);
     for (uint64 row = 0; row < SPI_processed; ++row) {
         bool isnull;
         Datum id = jobq::pg::ResultValue(row, 1, &isnull);
@@ -228,8 +156,8 @@ Datum jobq_fail(PG_FUNCTION_ARGS) {
     bool discard = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
     Datum error = PG_ARGISNULL(2) ? CStringGetTextDatum("unknown error") : PG_GETARG_DATUM(2);
     text *state = nullptr;
-    RunFail(SingletonArray(PG_GETARG_DATUM(0), INT8OID), SingletonArray(PG_GETARG_DATUM(1), INT8OID),
-            SingletonArray(error, TEXTOID),
+    RunFail(SingletonArray(PG_GETARG_DATUM(0), INT8OID),
+            SingletonArray(PG_GETARG_DATUM(1), INT8OID), SingletonArray(error, TEXTOID),
             PG_ARGISNULL(3) ? 0 : SingletonArray(PG_GETARG_DATUM(3), INTERVALOID),
             PG_ARGISNULL(3) ? 'n' : ' ', SingletonArray(BoolGetDatum(discard), BOOLOID), ' ',
             [&](Datum *out) {
@@ -263,8 +191,7 @@ Datum jobq_fail_many(PG_FUNCTION_ARGS) {
     jobq::pg::BeginMaterializedResult(fcinfo);
     RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
             PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
-            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ',
-            [&](Datum *out) {
+            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ', [&](Datum *out) {
                 bool nulls[2] = {false, false};
                 jobq::pg::PutResultRow(fcinfo, out, nulls);
             });
@@ -280,7 +207,7 @@ Datum jobq_heartbeat(PG_FUNCTION_ARGS) {
                        PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
     char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
     SPI_connect();
-    jobq::pg::ExecPlan(&heartbeat_jobs, values, nulls, false);
+    jobq::pg::ExecPlan(&stmt::heartbeat_jobs, values, nulls, false);
     for (uint64 row = 0; row < SPI_processed; ++row) {
         Datum out[2];
         bool out_nulls[2];
@@ -300,7 +227,7 @@ Datum jobq_snooze(PG_FUNCTION_ARGS) {
     CheckInterval(fcinfo, 2, "delay", false);
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
     SPI_connect();
-    jobq::pg::ExecPlan(&snooze_job, values, nullptr, false);
+    jobq::pg::ExecPlan(&stmt::snooze_job, values, nullptr, false);
     bool applied = SPI_processed == 1;
     NoteWakeups(1, 2);
     SPI_finish();
@@ -318,7 +245,7 @@ Datum jobq_set_progress(PG_FUNCTION_ARGS) {
     });
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
     SPI_connect();
-    jobq::pg::ExecPlan(&set_progress_job, values, nullptr, false);
+    jobq::pg::ExecPlan(&stmt::set_progress_job, values, nullptr, false);
     bool applied = SPI_processed == 1;
     SPI_finish();
     PG_RETURN_BOOL(applied);
@@ -330,7 +257,7 @@ Datum jobq_release(PG_FUNCTION_ARGS) {
     jobq::pg::BeginMaterializedResult(fcinfo);
     Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
     SPI_connect();
-    jobq::pg::ExecPlan(&release_jobs, values, nullptr, false);
+    jobq::pg::ExecPlan(&stmt::release_jobs, values, nullptr, false);
     for (uint64 row = 0; row < SPI_processed; ++row) {
         bool isnull;
         Datum id = jobq::pg::ResultValue(row, 1, &isnull);

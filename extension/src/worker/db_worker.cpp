@@ -11,9 +11,12 @@
 //              pass jobq.vacuum_threshold (vacuum.cpp);
 //   handlers   keep jobq.handler_workers "jobq handler" processes running
 //              while some queue has an in-database handler.
-// The loop sleeps on its latch until the earliest deadline (next due job,
-// next schedule tick, next rescue/prune, at most jobq.naptime), and wakes
-// early when a producer commits.
+// The loop (jobq_db_worker_main, at the end of this file) is a list of
+// named steps: each scheduler runs its unit when its deadline has come,
+// then the worker sleeps, only ever on its latch, until the earliest
+// deadline (next due job, next schedule tick, next rescue/prune, at most
+// jobq.naptime); a producer's commit, SIGTERM or SIGHUP end the sleep at
+// once. A new step is one more function called from the loop.
 //
 // Error policy: see tx.h. Start-up reconciliation (rescue of expired leases,
 // a wake-up for every queue with due jobs) is idempotent, so a worker that
@@ -23,6 +26,7 @@
 #include "worker/control.h"
 #include "worker/gucs.h"
 #include "worker/shmem.h"
+#include "worker/statements.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -77,6 +81,8 @@ struct State {
     // Handler workers started by this worker.
     BackgroundWorkerHandle *handler_handles[kMaxHandlerWorkers];
     TimestampTz handler_retry_at[kMaxHandlerWorkers];
+    char dbname[NAMEDATALEN];
+    MemoryContext loop_cxt;  // reset after every turn
 };
 
 State st;
@@ -197,18 +203,10 @@ void UnitWake(void *arg) {
     Datum *names = static_cast<Datum *>(palloc(sizeof(Datum) * (st.npending + 1)));
     for (int i = 0; i < st.npending; ++i) names[i] = CStringGetTextDatum(st.pending[i]);
     ArrayType *array = construct_array(names, st.npending, TEXTOID, -1, false, TYPALIGN_INT);
-    Oid types[3] = {TEXTARRAYOID, TIMESTAMPTZOID, BOOLOID};
     Datum values[3] = {PointerGetDatum(array), TimestampTzGetDatum(st.due_cursor),
                        BoolGetDatum(st.pending_all || st.wake_failed || !st.have_cursor)};
     char nulls[3] = {' ', st.have_cursor ? ' ' : 'n', ' '};
-    Exec(
-        "WITH names AS ("
-        "  SELECT unnest($1::text[]) AS q"
-        "  UNION SELECT jobq._due_queues($2)"
-        "  UNION SELECT jobq._due_queues(NULL) WHERE $3"
-        ") SELECT n.q, q.handler IS NOT NULL, pg_catalog.pg_notify('jobq_wakeup', n.q) "
-        "FROM names n JOIN jobq.queue q ON q.name = n.q WHERE NOT q.paused",
-        3, types, values, nulls, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::wake_queues, values, nulls, false);
     uint64 sent = SPI_processed;
     bool wake_handlers = false;
     for (uint64 r = 0; r < sent; ++r) {
@@ -217,7 +215,7 @@ void UnitWake(void *arg) {
         if (!isnull && DatumGetBool(h)) wake_handlers = true;
     }
     bool isnull;
-    Exec("SELECT jobq._next_due()", 0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::next_due, nullptr, nullptr, false);
     Datum next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     TimestampTz cursor = GetCurrentTransactionStartTimestamp();
     EndWork();
@@ -242,13 +240,10 @@ void UnitRescue(void *) {
     }
     char rescuer[32];
     snprintf(rescuer, sizeof rescuer, "%d", MyProcPid);
-    Oid types[2] = {TEXTOID, INT4OID};
     Datum values[2] = {CStringGetTextDatum(rescuer), Int32GetDatum(kRescueBatch)};
     bool isnull;
-    int64 n = ExecInt64("SELECT jobq._rescue($1, $2)", 2, types, values, nullptr, &isnull);
-    int64 handlers =
-        ExecInt64("SELECT count(*) FROM jobq.queue WHERE handler IS NOT NULL AND NOT paused", 0,
-                  nullptr, nullptr, nullptr, &isnull);
+    int64 n = ExecInt64(&stmt::rescue, values, nullptr, &isnull);
+    int64 handlers = ExecInt64(&stmt::count_handler_queues, nullptr, nullptr, &isnull);
     EndWork();
     st.rescued += n;
     st.have_handlers = handlers > 0;
@@ -263,10 +258,9 @@ void UnitPrune(void *arg) {
         EndWork();
         return;
     }
-    Oid types[1] = {INT4OID};
     Datum values[1] = {Int32GetDatum(prune_batch_size)};
     bool isnull;
-    int64 n = ExecInt64("SELECT jobq._prune($1)", 1, types, values, nullptr, &isnull);
+    int64 n = ExecInt64(&stmt::prune, values, nullptr, &isnull);
     EndWork();
     st.pruned += n;
     *full = n >= prune_batch_size;
@@ -278,8 +272,7 @@ void UnitSchedules(void *) {
         EndWork();
         return;
     }
-    Exec("SELECT enqueued, next_tick FROM jobq._run_schedules()", 0, nullptr, nullptr, nullptr,
-         SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::run_schedules, nullptr, nullptr, false);
     bool isnull;
     int64 n =
         DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -322,25 +315,22 @@ void Run(const char *what, UnitFn fn, void *arg) {
     if (!RunUnit(what, fn, arg)) st.errors++;
 }
 
-}  // namespace
+// --- the loop's steps ------------------------------------------------------------
 
-extern "C" void jobq_db_worker_main(Datum main_arg) {
-    Oid dboid = DatumGetObjectId(main_arg);
-    WorkerExtra extra;
-    memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
-
+void SetUpSignals() {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
+}
 
-    if (shared == nullptr || extra.slot_index < 0 || extra.slot_index >= shared->nslots)
-        proc_exit(0);
+// Takes the database's slot before connecting, so DROP DATABASE can find
+// this process; false when the slot is not (or no longer) ours.
+bool ClaimSlot(Oid dboid, int slot_index) {
+    if (shared == nullptr || slot_index < 0 || slot_index >= shared->nslots) return false;
     memset(&st, 0, sizeof st);
-    st.slot_index = extra.slot_index;
-
-    // Claim the slot before connecting, so DROP DATABASE can find us.
+    st.slot_index = slot_index;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    DbSlot *slot = &shared->slots[extra.slot_index];
+    DbSlot *slot = &shared->slots[slot_index];
     bool ours = slot->dboid == dboid && slot->pid == 0 && !slot->stop_requested;
     if (ours) {
         slot->pid = MyProcPid;
@@ -352,16 +342,19 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
         slot->handler_completed = 0;  // counters are "since this worker started"
         slot->handler_failed = 0;
         slot->next_deadline = 0;
+        slot->quiet_until = 0;
         st.generation = slot->handler_generation;
         st.slot = slot;
     }
     LWLockRelease(shared->lock);
-    if (!ours) proc_exit(0);
-    before_shmem_exit(OnWorkerExit, 0);
+    if (ours) before_shmem_exit(OnWorkerExit, 0);
+    return ours;
+}
 
+// Connects to the database and sets the session up for maintenance.
+void Connect(Oid dboid) {
     BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
     pgstat_report_appname("jobq worker");
-
     // Every transaction of this process is idempotent maintenance: a
     // wake-up is a hint (runners poll as a fallback, and a restarted worker
     // wakes every due queue), a rescue or prune lost in a crash is redone,
@@ -372,138 +365,186 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
     // The worker runs as the bootstrap superuser: resolve nothing through
     // schemas other users can create objects in.
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
-    MemoryContext loop_cxt =
+    st.loop_cxt =
         AllocSetContextCreate(TopMemoryContext, "jobq worker loop", ALLOCSET_DEFAULT_SIZES);
-    MemoryContextSwitchTo(loop_cxt);
+    MemoryContextSwitchTo(st.loop_cxt);
+}
 
-    // Start-up: look for the extension; reconcile (the first wake-up tick
-    // notifies every queue with due jobs, the first rescue runs at once).
+// Start-up reconciliation: looks for the extension; false when it is not
+// installed. The rest needs no step of its own: every deadline starts at
+// 0, so the first turn rescues expired leases at once, and its wake-up
+// tick (no cursor yet) notifies every queue with due jobs.
+bool StartUp(Oid dboid) {
     bool present = BeginWork("jobq: start");
-    char dbname[NAMEDATALEN];
-    strlcpy(dbname, get_database_name(dboid), NAMEDATALEN);
+    strlcpy(st.dbname, get_database_name(dboid), NAMEDATALEN);
     EndWork();
     if (!present) {
         st.extension_gone = true;
-        proc_exit(0);
+        return false;
     }
-    ereport(LOG, (errmsg("jobq worker started for database \"%s\"", dbname)));
+    ereport(LOG, (errmsg("jobq worker started for database \"%s\"", st.dbname)));
+    return true;
+}
+
+// Signals and requests that arrived since the last turn.
+void HandleInterrupts() {
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+        st.next_rescue = st.next_prune = 0;  // intervals may have changed
+    }
+    if (st.slot->stop_requested) proc_exit(0);
+}
+
+// The end of the NOTIFY tick spacing (jobq.wakeup_interval), or 0. Under a
+// stream of commits the ticks are spaced so that one tick carries many
+// commits and the worker does not take a CPU from the producers; a commit
+// after a quiet spell is announced at once.
+TimestampTz QuietUntil() {
+    if (wakeup_interval_us <= 0 || st.last_notify == 0) return 0;
+    return st.last_notify + wakeup_interval_us;
+}
+
+bool WakeupsWaiting() {
+    LWLockAcquire(shared->lock, LW_SHARED);
+    bool waiting = st.slot->nwakeups > 0;
+    LWLockRelease(shared->lock);
+    return waiting;
+}
+
+// Scheduler of the wake-ups: producers' commits, and jobs that came due.
+void TickWakeups(TimestampTz now) {
+    // Inside the tick spacing the published wake-ups stay in the slot
+    // (committing producers find their queue there and skip the lock) until
+    // the sleep that ends with the spacing.
+    if (now < QuietUntil() && WakeupsWaiting()) return;
+    DrainWakeups(now);
+    if (st.next_due != 0 && st.next_due <= now) st.next_wake_scan = 0;
+    bool scan = now >= st.next_wake_scan;
+    if (st.npending == 0 && !st.pending_all && !scan) return;
+    if (scan) st.next_wake_scan = TimestampTzPlusMilliseconds(now, naptime_ms);
+    if (!RunUnit("wake-up tick", UnitWake, &scan)) {
+        // E.g. the NOTIFY queue is full because a listener stalls: do not
+        // spin; the next scan (after jobq.naptime) wakes every queue with
+        // due jobs.
+        st.errors++;
+        st.npending = 0;
+        st.pending_all = false;
+        st.wake_failed = true;
+    }
+}
+
+// Scheduler of the lease rescue.
+void RescueLeases(TimestampTz now) {
+    if (st.extension_gone || now < st.next_rescue) return;
+    st.next_rescue = TimestampTzPlusMilliseconds(now, rescue_interval_ms);
+    Run("lease rescue", UnitRescue, nullptr);
+}
+
+// Scheduler of the periodic jobs.
+void RunSchedules(TimestampTz now) {
+    if (st.extension_gone || now < st.next_cron) return;
+    st.next_cron = TimestampTzPlusMilliseconds(now, naptime_ms);
+    Run("periodic jobs", UnitSchedules, nullptr);
+}
+
+// Scheduler of retention: batches for up to kPruneBudgetMs.
+void PruneHistory(TimestampTz now) {
+    if (st.extension_gone || now < st.next_prune) return;
+    st.next_prune = TimestampTzPlusMilliseconds(now, prune_interval_ms);
+    TimestampTz budget_end = TimestampTzPlusMilliseconds(now, kPruneBudgetMs);
+    bool full = true;
+    while (full && !st.extension_gone && GetCurrentTimestamp() < budget_end) {
+        full = false;
+        if (!RunUnit("retention", UnitPrune, &full)) {
+            st.errors++;
+            break;
+        }
+        CHECK_FOR_INTERRUPTS();
+    }
+    if (full) st.next_prune = 0;  // more to delete: continue next turn
+}
+
+// Scheduler of the hot-table vacuum check (vacuum.cpp).
+void CheckVacuum(TimestampTz now) {
+    if (st.extension_gone || vacuum_threshold <= 0 || now < st.next_vacuum_check) return;
+    st.next_vacuum_check = TimestampTzPlusMilliseconds(now, kVacuumCheckMs);
+    Run("hot-table vacuum check", UnitVacuumCheck, &st.slot_index);
+}
+
+void LeaveIfExtensionGone() {
+    if (!st.extension_gone) return;
+    ereport(LOG, (errmsg("jobq worker leaves database \"%s\": extension jobq is not installed",
+                         st.dbname)));
+    proc_exit(0);
+}
+
+// Handler workers, counters, and the turn's memory.
+void FinishTurn() {
+    ManageHandlers(GetCurrentTimestamp());
+    PublishCounters();
+    MemoryContextReset(st.loop_cxt);
+}
+
+// Sleeps on the latch until the earliest deadline (next due job, next
+// scan, rescue, schedule tick or prune, at most jobq.naptime), or the end
+// of the tick spacing, or a wake-up: a producer's commit, SIGTERM, SIGHUP
+// or postmaster death set the latch and end the sleep at once.
+void SleepUntilNextDeadline() {
+    TimestampTz now = GetCurrentTimestamp();
+    TimestampTz deadline = TimestampTzPlusMilliseconds(now, naptime_ms);
+    deadline = Earlier(deadline, st.next_wake_scan);
+    if (st.next_due != 0) deadline = Earlier(deadline, st.next_due);
+    deadline = Earlier(deadline, st.next_rescue);
+    deadline = Earlier(deadline, st.next_cron);
+    deadline = Earlier(deadline, st.next_prune);
+    // Right after a NOTIFY tick, under a stream of commits, the next commit
+    // is a few microseconds away: signalling a worker asleep on its latch
+    // costs the committing backend a kill() and a context switch (15% of a
+    // one-row enqueue). So until the spacing ends the slot says that the
+    // worker wakes then and takes every wake-up published meanwhile, and
+    // producers leave its latch alone (wakeup.cpp).
+    TimestampTz quiet_until = QuietUntil();
+    bool quiet = now < quiet_until && quiet_until < deadline;
+    TimestampTz wake_at = quiet ? quiet_until : deadline;
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    st.slot->next_deadline = deadline;
+    st.slot->quiet_until = quiet ? quiet_until : 0;
+    bool more = st.slot->nwakeups > 0 || st.slot->wake_all;
+    LWLockRelease(shared->lock);
+    if (more && !quiet) return;  // published during the turn: take them now
+    // Whole milliseconds, rounded up: waking before a deadline would only
+    // mean a turn with nothing due.
+    long timeout_ms = static_cast<long>((wake_at - now + 999) / 1000);
+    if (timeout_ms <= 0) return;
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+}
+
+}  // namespace
+
+extern "C" void jobq_db_worker_main(Datum main_arg) {
+    Oid dboid = DatumGetObjectId(main_arg);
+    WorkerExtra extra;
+    memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
+
+    SetUpSignals();
+    if (!ClaimSlot(dboid, extra.slot_index)) proc_exit(0);
+    Connect(dboid);
+    if (!StartUp(dboid)) proc_exit(0);
 
     for (;;) {
-        CHECK_FOR_INTERRUPTS();
-        if (ConfigReloadPending) {
-            ConfigReloadPending = false;
-            ProcessConfigFile(PGC_SIGHUP);
-            st.next_rescue = st.next_prune = 0;  // intervals may have changed
-        }
-        if (st.slot->stop_requested) proc_exit(0);
-
+        HandleInterrupts();
         TimestampTz now = GetCurrentTimestamp();
-        // Under a stream of commits, space NOTIFY ticks by at least
-        // jobq.wakeup_interval so one tick carries many commits and the
-        // worker does not take a CPU from the producers. A commit after a
-        // quiet spell is announced at once. (pg_usleep, not the latch:
-        // committing producers keep setting the latch.)
-        if (wakeup_interval_us > 0 && st.last_notify != 0) {
-            TimestampTz ready = st.last_notify + wakeup_interval_us;
-            if (now < ready) {
-                LWLockAcquire(shared->lock, LW_SHARED);
-                bool waiting = st.slot->nwakeups > 0;
-                LWLockRelease(shared->lock);
-                if (waiting) {
-                    pg_usleep(static_cast<long>(ready - now));
-                    CHECK_FOR_INTERRUPTS();
-                    now = GetCurrentTimestamp();
-                }
-            }
-        }
-        DrainWakeups(now);
-        if (st.next_due != 0 && st.next_due <= now) st.next_wake_scan = 0;
-
-        bool scan = now >= st.next_wake_scan;
-        if (st.npending > 0 || st.pending_all || scan) {
-            if (scan) st.next_wake_scan = TimestampTzPlusMilliseconds(now, naptime_ms);
-            if (!RunUnit("wake-up tick", UnitWake, &scan)) {
-                // E.g. the NOTIFY queue is full because a listener stalls:
-                // do not spin; the next scan (after jobq.naptime) wakes
-                // every queue with due jobs.
-                st.errors++;
-                st.npending = 0;
-                st.pending_all = false;
-                st.wake_failed = true;
-            }
-        }
-        if (!st.extension_gone && now >= st.next_rescue) {
-            st.next_rescue = TimestampTzPlusMilliseconds(now, rescue_interval_ms);
-            Run("lease rescue", UnitRescue, nullptr);
-        }
-        if (!st.extension_gone && now >= st.next_cron) {
-            st.next_cron = TimestampTzPlusMilliseconds(now, naptime_ms);
-            Run("periodic jobs", UnitSchedules, nullptr);
-        }
-        if (!st.extension_gone && now >= st.next_prune) {
-            st.next_prune = TimestampTzPlusMilliseconds(now, prune_interval_ms);
-            TimestampTz budget_end = TimestampTzPlusMilliseconds(now, kPruneBudgetMs);
-            bool full = true;
-            while (full && !st.extension_gone && GetCurrentTimestamp() < budget_end) {
-                full = false;
-                if (!RunUnit("retention", UnitPrune, &full)) {
-                    st.errors++;
-                    break;
-                }
-                CHECK_FOR_INTERRUPTS();
-            }
-            if (full) st.next_prune = 0;  // more to delete: continue next turn
-        }
-        if (!st.extension_gone && vacuum_threshold > 0 && now >= st.next_vacuum_check) {
-            st.next_vacuum_check = TimestampTzPlusMilliseconds(now, kVacuumCheckMs);
-            Run("hot-table vacuum check", UnitVacuumCheck, &st.slot_index);
-        }
-        if (st.extension_gone) {
-            ereport(LOG,
-                    (errmsg("jobq worker leaves database \"%s\": extension jobq is not installed",
-                            dbname)));
-            proc_exit(0);
-        }
-        now = GetCurrentTimestamp();
-        ManageHandlers(now);
-        PublishCounters();
-        MemoryContextReset(loop_cxt);
-
-        // Sleep until the earliest deadline.
-        TimestampTz deadline = TimestampTzPlusMilliseconds(now, naptime_ms);
-        deadline = Earlier(deadline, st.next_wake_scan);
-        if (st.next_due != 0) deadline = Earlier(deadline, st.next_due);
-        deadline = Earlier(deadline, st.next_rescue);
-        deadline = Earlier(deadline, st.next_cron);
-        deadline = Earlier(deadline, st.next_prune);
-        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-        st.slot->next_deadline = deadline;
-        bool more = st.slot->nwakeups > 0 || st.slot->wake_all;
-        LWLockRelease(shared->lock);
-        // Right after a NOTIFY tick, under a stream of commits, the next
-        // commit is a few microseconds away and would find the worker asleep
-        // on its latch: SetLatch then signals it (a kill() and a context
-        // switch in the committing backend, 15% of a one-row enqueue). Sleep
-        // out the spacing of the ticks without advertising it instead, so
-        // those commits only set the latch's flag; the next turn takes them.
-        TimestampTz quiet_until =
-            wakeup_interval_us > 0 && st.last_notify != 0 ? st.last_notify + wakeup_interval_us : 0;
-        if (!more && now < quiet_until && quiet_until < deadline) {
-            pg_usleep(static_cast<long>(quiet_until - now));
-            continue;
-        }
-        // WaitLatch counts whole milliseconds: wait the whole ones on the
-        // latch and sleep the sub-millisecond rest, so a job due at run_at
-        // is announced on time rather than up to 1 ms late (W4s).
-        int64 remaining_us = more ? 0 : deadline - now;
-        long timeout_ms = (long)(remaining_us / 1000);
-        if (timeout_ms > 0) {
-            int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
-                               PG_WAIT_EXTENSION);
-            ResetLatch(MyLatch);
-            if (rc & WL_LATCH_SET) continue;
-            remaining_us = deadline - GetCurrentTimestamp();
-        }
-        if (remaining_us > 0 && remaining_us < 1000) pg_usleep((long)remaining_us);
+        TickWakeups(now);
+        RescueLeases(now);
+        RunSchedules(now);
+        PruneHistory(now);
+        CheckVacuum(now);
+        LeaveIfExtensionGone();
+        FinishTurn();
+        SleepUntilNextDeadline();
     }
 }

@@ -58,7 +58,8 @@ void DefineWorkerSettings() {
         "0 disables in-database handlers. Each counts against max_worker_processes.",
         &handler_workers, 1, 0, 16, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
-        "jobq.handler_batch_size", "Jobs an in-database handler worker claims at a time from each handler queue.", nullptr,
+        "jobq.handler_batch_size",
+        "Jobs an in-database handler worker claims at a time from each handler queue.", nullptr,
         &handler_batch_size, 10, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("jobq.worker_restart_delay",
                             "Delay before the launcher restarts a database worker that exited.",

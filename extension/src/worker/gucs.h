@@ -14,8 +14,8 @@ extern int handler_workers;     // jobq.handler_workers (sighup)
 extern int handler_batch_size;  // jobq.handler_batch_size (sighup)
 extern int restart_delay_ms;    // jobq.worker_restart_delay (sighup)
 extern int vacuum_threshold;    // jobq.vacuum_threshold (sighup): 0 = off
-extern bool wakeups_enabled;
-extern int wakeup_interval_us;  // jobq.wakeup_interval (sighup)    // jobq.wakeups (sighup)
+extern bool wakeups_enabled;    // jobq.wakeups (sighup)
+extern int wakeup_interval_us;  // jobq.wakeup_interval (sighup)
 
 void DefineWorkerSettings();
 

@@ -23,6 +23,7 @@
 #include "worker/control.h"
 #include "worker/gucs.h"
 #include "worker/shmem.h"
+#include "worker/statements.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -115,11 +116,10 @@ void UnitRescueOwn(void *) {
     }
     char rescuer[32];
     snprintf(rescuer, sizeof rescuer, "%d", MyProcPid);
-    Oid types[3] = {TEXTOID, INT4OID, TEXTOID};
     Datum values[3] = {CStringGetTextDatum(rescuer), Int32GetDatum(100000),
                        CStringGetTextDatum(hs.name)};
     bool isnull;
-    (void)ExecInt64("SELECT jobq._rescue($1, $2, $3)", 3, types, values, nullptr, &isnull);
+    (void)ExecInt64(&stmt::rescue_own, values, nullptr, &isnull);
     EndWork();
 }
 
@@ -130,35 +130,16 @@ void UnitClaim(void *) {
         EndWork();
         return;
     }
-    Exec(
-        "SELECT array_agg(name ORDER BY name) FROM jobq.queue WHERE handler IS NOT NULL AND NOT "
-        "paused",
-        0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::handler_queues, nullptr, nullptr, false);
     bool isnull;
     Datum names = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     if (isnull) {
         EndWork();
         return;
     }
-    // One claim per queue: a single-queue claim walks the claim index in
-    // order, while one claim over several queues sorts their whole backlog
-    // (PostgreSQL 15 cannot merge index scans over "queue = ANY"). Each
-    // queue gives up to jobq.handler_batch_size jobs.
-    Oid types[3] = {TEXTARRAYOID, TEXTOID, INT4OID};
+    // Each queue gives up to jobq.handler_batch_size jobs.
     Datum values[3] = {names, CStringGetTextDatum(hs.name), Int32GetDatum(handler_batch_size)};
-    Exec(
-        "SELECT c.id, c.lease_token, c.payload::text, r.oid, q.owner,"
-        "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
-        "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
-        "  p.prorettype = 'jsonb'::regtype "
-        "FROM pg_catalog.unnest($1) AS hq(name) "
-        "CROSS JOIN LATERAL jobq.claim(ARRAY[hq.name], $2, $3) c "
-        "JOIN jobq.queue q ON q.name = c.queue "
-        "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-        "LEFT JOIN pg_catalog.pg_roles r ON r.rolname = q.owner "
-        "ORDER BY c.priority, c.run_at, c.id",
-        3, types, values, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::claim_handler_jobs, values, nullptr, false);
     int n = static_cast<int>(SPI_processed);
     hs.jobs = static_cast<Job *>(MemoryContextAllocZero(hs.batch_cxt, sizeof(Job) * (n + 1)));
     for (int r = 0; r < n; ++r) {
@@ -188,12 +169,8 @@ void RunJobTransaction(const Job &j) {
         EndWork();
         return;
     }
-    Oid lock_types[2] = {INT8OID, INT8OID};
     Datum lock_values[2] = {Int64GetDatum(j.id), Int64GetDatum(j.token)};
-    Exec(
-        "SELECT 1 FROM jobq.job WHERE id = $1 AND lease_token = $2 AND state = 'running' "
-        "FOR UPDATE",
-        2, lock_types, lock_values, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::lock_job, lock_values, nullptr, false);
     if (SPI_processed == 0) {  // cancelled, rescued or settled meanwhile
         hs.skipped = true;
         EndWork();
@@ -230,16 +207,14 @@ void RunJobTransaction(const Job &j) {
     bool result_null = true;
     if (j.returns_jsonb && SPI_processed == 1)
         result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &result_null);
-    ExecDynamic("SET CONSTRAINTS ALL IMMEDIATE", 0, nullptr, nullptr, nullptr, SPI_OK_UTILITY);
+    jobq::pg::ExecPlan(&stmt::set_constraints_immediate, nullptr, nullptr, false);
     if (j.timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
     AtEOXact_GUC(true, nest);
     SetUserIdAndSecContext(save_user, save_sec);
 
-    Oid types[3] = {INT8OID, INT8OID, JSONBOID};
     Datum values[3] = {Int64GetDatum(j.id), Int64GetDatum(j.token), result};
     char nulls[3] = {' ', ' ', result_null ? 'n' : ' '};
-    Exec("SELECT 1 FROM jobq.complete(ARRAY[$1], ARRAY[$2], ARRAY[$3]::jsonb[])", 3, types, values,
-         nulls, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::complete_job, values, nulls, false);
     if (SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("job %lld is no longer held by this handler worker",
@@ -258,10 +233,9 @@ void UnitFail(void *arg) {
         EndWork();
         return;
     }
-    Oid types[3] = {INT8OID, INT8OID, TEXTOID};
     Datum values[3] = {Int64GetDatum(a->job->id), Int64GetDatum(a->job->token),
                        CStringGetTextDatum(a->error)};
-    Exec("SELECT jobq.fail($1, $2, $3)", 3, types, values, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::fail_job, values, nullptr, false);
     EndWork();
 }
 

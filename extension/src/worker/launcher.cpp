@@ -126,9 +126,9 @@ int ListDatabases(MemoryContext cxt, DbEntry **out) {
 bool StartDatabaseWorker(int index, const DbEntry &db) {
     char name[BGW_MAXLEN];
     snprintf(name, sizeof name, "jobq worker for database %s", db.name);
-    bool registered = StartDynamicWorker("jobq_db_worker_main", "jobq worker", name,
-                                         ObjectIdGetDatum(db.oid), WorkerExtra{index, -1, 0},
-                                         &handles[index]);
+    bool registered =
+        StartDynamicWorker("jobq_db_worker_main", "jobq worker", name, ObjectIdGetDatum(db.oid),
+                           WorkerExtra{index, -1, 0}, &handles[index]);
     if (!registered) {
         if (!warned_no_bgworker)
             ereport(WARNING,

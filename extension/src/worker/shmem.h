@@ -64,6 +64,9 @@ struct DbSlot {
     int nwakeups;
     bool wake_all;              // a producer overflowed its list: wake every queue
     TimestampTz next_deadline;  // worker's next planned wake; later dues skip the latch
+    // The worker sleeps until then, spacing its NOTIFY ticks, and takes every
+    // wake-up published meanwhile: producers skip its latch (0: no spacing).
+    TimestampTz quiet_until;
     Wakeup wakeups[kMaxWakeups];
     // In-database handler workers of this database.
     HandlerSlot handlers[kMaxHandlerWorkers];

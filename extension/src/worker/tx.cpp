@@ -56,42 +56,14 @@ bool RunUnit(const char *what, UnitFn unit, void *arg) {
     return ok;
 }
 
-namespace {
-struct SavedPlan {
-    const char *sql;
-    SPIPlanPtr plan;
-};
-constexpr int kMaxSavedPlans = 32;
-SavedPlan saved_plans[kMaxSavedPlans];
-int n_saved_plans = 0;
-}  // namespace
-
-void Exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect) {
-    SPIPlanPtr plan = nullptr;
-    for (int i = 0; i < n_saved_plans && plan == nullptr; ++i)
-        if (saved_plans[i].sql == sql) plan = saved_plans[i].plan;
-    if (plan == nullptr) {
-        SPIPlanPtr fresh = SPI_prepare(sql, nargs, types);
-        if (fresh == nullptr)
-            elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-        if (n_saved_plans < kMaxSavedPlans && SPI_keepplan(fresh) == 0) {
-            saved_plans[n_saved_plans++] = {sql, fresh};
-        }
-        plan = fresh;
-    }
-    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
-    if (rc != expect) elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-}
-
 void ExecDynamic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
                  int expect) {
     int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
     if (rc != expect) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 }
 
-int64 ExecInt64(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-                bool *isnull) {
-    Exec(sql, nargs, types, values, nulls, SPI_OK_SELECT);
+int64 ExecInt64(pg::PlanSlot *stmt, Datum *values, const char *nulls, bool *isnull) {
+    pg::ExecPlan(stmt, values, nulls, false);
     *isnull = true;
     if (SPI_processed == 0) return 0;
     Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);

@@ -16,6 +16,8 @@
 //     C-style, so no longjmp can skip a destructor.
 #pragma once
 
+#include "pg/spi.h"
+
 extern "C" {
 #include "postgres.h"
 #include "executor/spi.h"
@@ -33,16 +35,15 @@ void EndWork();
 typedef void (*UnitFn)(void *arg);
 bool RunUnit(const char *what, UnitFn unit, void *arg);
 
-// SPI shortcuts (inside BeginWork/EndWork). They raise on SPI failure.
-// Each statement text is prepared once per process and kept (SPI_keepplan):
-// the plan cache revalidates it after DDL, including DROP/CREATE EXTENSION,
-// so the worker's ticks pay no parse and plan cost. `sql` must be a string
-// literal (its address is the cache key).
-void Exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect);
-// For statement text built at run time: parsed and planned every call.
+// Statements run inside BeginWork/EndWork: the named ones of statements.h
+// with pg::ExecPlan (which raises on SPI failure), and these two.
+//
+// The first column of the first row of `stmt` as an int64 (0, *isnull set,
+// when there is no row or it is NULL).
+int64 ExecInt64(pg::PlanSlot *stmt, Datum *values, const char *nulls, bool *isnull);
+// A statement whose text is built at run time (an in-database handler's
+// call): parsed and planned every call; raises unless SPI answers `expect`.
 void ExecDynamic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
                  int expect);
-int64 ExecInt64(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-                bool *isnull);
 
 }  // namespace jobq::worker

@@ -41,6 +41,7 @@
 #include "worker/control.h"
 #include "worker/gucs.h"
 #include "worker/shmem.h"
+#include "worker/statements.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -68,16 +69,12 @@ extern "C" {
 
 namespace jobq::worker {
 
-constexpr const char *kVacuumSql = "VACUUM (SKIP_LOCKED) jobq.job";
 // Dead tuples beyond the baseline that start a vacuum once they have not
 // grown for kQuietChecks checks (one a second).
 constexpr int64 kSettledDead = 1000;
 constexpr int kQuietChecks = 2;
 // Steps of 10 ms the vacuum process waits for the horizon before its second pass.
 constexpr int kHorizonWaitSteps = 100;
-constexpr const char *kDeadTuplesSql =
-    "SELECT pg_catalog.pg_stat_get_dead_tuples(c.oid) FROM pg_catalog.pg_class c "
-    "WHERE c.oid = pg_catalog.to_regclass('jobq.job')";
 
 namespace {
 
@@ -121,18 +118,19 @@ void OnVacuumExit(int, Datum) {
     LWLockRelease(shared->lock);
 }
 
-// Runs kVacuumSql. vacuum() allocates under PortalContext and runs one
+// Runs stmt::kVacuumJobTable. vacuum() allocates under PortalContext and runs one
 // transaction per relation itself; it expects to be called inside a started
 // transaction (as exec_simple_query does) and leaves one open for the caller.
 void RunVacuum() {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
-    pgstat_report_activity(STATE_RUNNING, kVacuumSql);
+    const char *sql = stmt::kVacuumJobTable;
+    pgstat_report_activity(STATE_RUNNING, sql);
     MemoryContext old = MemoryContextSwitchTo(PortalContext);
-    List *trees = pg_parse_query(kVacuumSql);
+    List *trees = pg_parse_query(sql);
     RawStmt *raw = linitial_node(RawStmt, trees);
     ParseState *pstate = make_parsestate(nullptr);
-    pstate->p_sourcetext = kVacuumSql;
+    pstate->p_sourcetext = sql;
     MemoryContextSwitchTo(old);
     ExecVacuum(pstate, castNode(VacuumStmt, raw->stmt), true);
     CommitTransactionCommand();
@@ -193,7 +191,7 @@ void UnitVacuumCheck(void *arg) {
         return;
     }
     bool isnull = true;
-    int64 dead = ExecInt64(kDeadTuplesSql, 0, nullptr, nullptr, nullptr, &isnull);
+    int64 dead = ExecInt64(&stmt::dead_tuples, nullptr, nullptr, &isnull);
     if (isnull) {
         EndWork();
         return;
@@ -210,7 +208,8 @@ void UnitVacuumCheck(void *arg) {
     // while jobs flow (this loop also announces them).
     int64 pending = quiet ? PendingIndexPages() : 0;
     // The horizon nbtree checks deleted pages against (shared relations').
-    TransactionId horizon = quiet ? GetOldestNonRemovableTransactionId(nullptr) : InvalidTransactionId;
+    TransactionId horizon =
+        quiet ? GetOldestNonRemovableTransactionId(nullptr) : InvalidTransactionId;
     EndWork();
     // Fewer than the baseline: autovacuum or a manual VACUUM cleaned up.
     if (dead < vs.baseline_dead) vs.baseline_dead = dead;
@@ -295,8 +294,8 @@ extern "C" void jobq_vacuum_worker_main(Datum main_arg) {
     // worker's new baseline: it waits for real growth before the next one.
     (void)jobq::worker::BeginWork("jobq: vacuum done");
     bool isnull = true;
-    int64 left = jobq::worker::ExecInt64(jobq::worker::kDeadTuplesSql, 0, nullptr, nullptr, nullptr,
-                                         &isnull);
+    int64 left =
+        jobq::worker::ExecInt64(&jobq::worker::stmt::dead_tuples, nullptr, nullptr, &isnull);
     jobq::worker::EndWork();
     if (!isnull && shared != nullptr && extra.slot_index >= 0 &&
         extra.slot_index < shared->nslots) {

@@ -111,7 +111,10 @@ void Publish() {
             } else {
                 slot->wake_all = true;
             }
-            if (w.due <= now || w.due < slot->next_deadline) set_latch = true;
+            // While the worker spaces its ticks (quiet_until), it wakes
+            // then and takes this entry without a signal.
+            bool spacing = now < slot->quiet_until;
+            if (!spacing && (w.due <= now || w.due < slot->next_deadline)) set_latch = true;
         }
     }
     LWLockRelease(shared->lock);

@@ -8,7 +8,7 @@ extern "C" {
 #include "fmgr.h"
 }
 
-namespace jobq::sql {
+namespace jobq::store {
 
 // Claims up to `limit` due jobs of one queue (a text Datum) for `worker`
 // (text), leased for `lease` (an interval), all under one new lease token,
@@ -17,4 +17,4 @@ namespace jobq::sql {
 // jobq did not put there (the caller runs the SQL claim then).
 int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum lease, int limit);
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

@@ -10,7 +10,7 @@ extern "C" {
 #include "utils/relcache.h"
 }
 
-namespace jobq::sql {
+namespace jobq::store {
 
 // True when jobq.job has no trigger, rule, row-level security, partition
 // bound or generated column, and job_row_valid is its only CHECK: then
@@ -22,4 +22,4 @@ bool JobTableIsJobqs(Relation job);
 // The same test for any of jobq's tables, whose only CHECK is `check_name`.
 bool TableHasOnlyJobqRules(Relation rel, const char *check_name);
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

@@ -22,8 +22,8 @@
 #include "pg/relation.h"
 #include "pg/spi.h"
 #include "pg/table_write.h"
-#include "sql_api/claim_direct.h"
-#include "sql_api/job_table.h"
+#include "store/claim_direct.h"
+#include "store/job_table.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -70,7 +70,7 @@ bool IsRunning(Datum state) {
 
 }  // namespace
 
-namespace jobq::sql {
+namespace jobq::store {
 
 int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum lease, int limit) {
     PreventCommandIfReadOnly("UPDATE");
@@ -86,7 +86,7 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
     Snapshot snapshot = GetActiveSnapshot();
 
     JobColumns c = ColumnsOf(job);
-    const int updated[] = {c.state,  c.attempt, c.lease_token, c.lease_expires_at,
+    const int updated[] = {c.state,  c.attempt,     c.lease_token, c.lease_expires_at,
                            c.worker, c.attempted_at};
     jobq::pg::TableWrite write = jobq::pg::BeginTableWrite(job, updated, 6);
     EState *estate = write.estate;
@@ -156,8 +156,8 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
             continue;  // taken or being changed by someone else: skip, as SKIP LOCKED does
         if (result != TM_Ok) elog(ERROR, "jobq: unexpected result %d claiming a job", result);
         if (update_indexes)
-            list_free(
-                ExecInsertIndexTuples(write.result_rel, new_slot, estate, true, false, nullptr, NIL));
+            list_free(ExecInsertIndexTuples(write.result_rel, new_slot, estate, true, false,
+                                            nullptr, NIL));
         ResetPerTupleExprContext(estate);
 
         // The claim's columns: id, queue, payload, attempt, max_attempts,
@@ -187,4 +187,4 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
     return claimed;
 }
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

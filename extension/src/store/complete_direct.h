@@ -8,7 +8,7 @@ extern "C" {
 #include "fmgr.h"
 }
 
-namespace jobq::sql {
+namespace jobq::store {
 
 // Completes the jobs ids[i] still leased under tokens[i], with results[i]
 // (results may be null: no results), moving them to jobq.archive, and
@@ -18,4 +18,4 @@ namespace jobq::sql {
 int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *tokens, int n,
                    const Datum *results, const bool *result_nulls);
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

@@ -1,11 +1,11 @@
-#include "sql_api/job_table.h"
+#include "store/job_table.h"
 
 extern "C" {
 #include "access/tupdesc.h"
 #include "utils/rel.h"
 }
 
-namespace jobq::sql {
+namespace jobq::store {
 
 bool TableHasOnlyJobqRules(Relation rel, const char *check_name) {
     TupleConstr *constr = RelationGetDescr(rel)->constr;
@@ -16,4 +16,4 @@ bool TableHasOnlyJobqRules(Relation rel, const char *check_name) {
 
 bool JobTableIsJobqs(Relation job) { return TableHasOnlyJobqRules(job, "job_row_valid"); }
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

@@ -11,7 +11,7 @@
 //
 // Only for the table exactly as jobq creates it: if jobq.job carries
 // anything else (a trigger, a rule, another constraint or NOT NULL column,
-// a generated column), InsertPlain declines and the caller runs a planned
+// a generated column), InsertJobs declines and the caller runs a planned
 // INSERT, which applies all of it.
 //
 // Privileges: this path runs as the caller (enqueue is not SECURITY
@@ -31,9 +31,9 @@
 #include "core/validate.h"
 #include "pg/relation.h"
 #include "pg/table_write.h"
-#include "sql_api/enqueue.h"
-#include "sql_api/job_table.h"
-#include "sql_api/queue_cache.h"
+#include "store/job_insert.h"
+#include "store/job_table.h"
+#include "store/queue_cache.h"
 
 extern "C" {
 #include "access/table.h"
@@ -52,7 +52,7 @@ namespace {
 
 using jobq::pg::ColumnOf;
 using jobq::pg::JobqRelid;
-using jobq::sql::JobTableIsJobqs;
+using jobq::store::JobTableIsJobqs;
 
 // True when every NOT NULL column, and every column with a default, is
 // among those jobq sets (a default someone added elsewhere is the planned
@@ -96,10 +96,9 @@ void InsertRows(Relation job, const Datum *by_column, const bool *set_column, in
 
 }  // namespace
 
-namespace jobq::sql {
+namespace jobq::store {
 
-bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *payloads, int n,
-                     int64 *ids) {
+InsertResult InsertJobs(const NewJobs &jobs, const Datum *payloads, int n, int64 *ids) {
     // The executor's own checks for a data-modifying statement.
     PreventCommandIfReadOnly("INSERT");
     PreventCommandIfParallelMode("INSERT");
@@ -109,20 +108,22 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
     Relation job = table_open(JobqRelid("job"), RowExclusiveLock);
     if (!JobTableIsJobqs(job)) {
         table_close(job, NoLock);
-        return false;
+        return InsertResult::kDeclined;
     }
     CommandCounterIncrement();
     PushActiveSnapshot(GetTransactionSnapshot());
 
     int32 queue_max_attempts = 0;
-    if (!LookUpQueueDefaults(queue_text, args.queue, &queue_max_attempts))
-        RaiseUnknownQueue(args.queue);
+    if (!LookUpQueueDefaults(jobs.queue_text, jobs.queue, &queue_max_attempts)) {
+        PopActiveSnapshot();
+        table_close(job, NoLock);
+        return InsertResult::kNoQueue;
+    }
 
     TimestampTz now = GetCurrentTransactionStartTimestamp();
-    TimestampTz run_at = RunAt(args);
+    TimestampTz run_at = jobs.run_at;
     const char *state = run_at > now ? "scheduled" : "available";
-    int32 max_attempts =
-        args.max_attempts_null == 'n' ? queue_max_attempts : DatumGetInt32(args.max_attempts);
+    int32 max_attempts = jobs.has_max_attempts ? jobs.max_attempts : queue_max_attempts;
 
     // The columns jobq sets, the same in every row but id and payload; any
     // other column is NULL.
@@ -137,9 +138,9 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
     };
     int id_index = set("id", 0);
     int payload_index = set("payload", 0);
-    set("queue", queue_text);
+    set("queue", jobs.queue_text);
     set("state", CStringGetTextDatum(state));
-    set("priority", Int16GetDatum(args.priority));
+    set("priority", Int16GetDatum(jobs.priority));
     set("run_at", TimestampTzGetDatum(run_at));
     set("attempt", Int32GetDatum(0));
     set("max_attempts", Int32GetDatum(max_attempts));
@@ -151,7 +152,7 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
         !jobq::IsValidLiveJobRow(jobq::LiveJobRow{state, 0, max_attempts, false, false})) {
         PopActiveSnapshot();
         table_close(job, NoLock);
-        return false;
+        return InsertResult::kDeclined;
     }
 
     Oid sequence = JobqRelid("job_id_seq");
@@ -159,14 +160,7 @@ bool InsertPlainMany(const EnqueueArgs &args, Datum queue_text, const Datum *pay
         InsertRows(job, by_column, set_column, id_index, payload_index, sequence, payloads, n, ids);
     table_close(job, NoLock);
     PopActiveSnapshot();
-    return true;
+    return InsertResult::kInserted;
 }
 
-bool InsertPlain(const EnqueueArgs &args, Datum queue_text, Datum payload, InsertedJob *out) {
-    int64 id;
-    if (!InsertPlainMany(args, queue_text, &payload, 1, &id)) return false;
-    *out = InsertedJob{id, RunAt(args), true};
-    return true;
-}
-
-}  // namespace jobq::sql
+}  // namespace jobq::store

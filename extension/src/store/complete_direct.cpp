@@ -25,8 +25,8 @@
 #include "pg/relation.h"
 #include "pg/spi.h"
 #include "pg/table_write.h"
-#include "sql_api/complete_direct.h"
-#include "sql_api/job_table.h"
+#include "store/complete_direct.h"
+#include "store/job_table.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -61,7 +61,7 @@ struct ArchiveColumn {
 // CHECK, a column jobq.job does not have, or a NOT NULL column that jobq.job
 // or the result may leave NULL).
 bool MapArchive(Relation archive, Relation job, ArchiveColumn *map) {
-    if (!jobq::sql::TableHasOnlyJobqRules(archive, "archive_state_finished")) return false;
+    if (!jobq::store::TableHasOnlyJobqRules(archive, "archive_state_finished")) return false;
     TupleDesc archive_desc = RelationGetDescr(archive);
     TupleDesc job_desc = RelationGetDescr(job);
     for (int i = 0; i < archive_desc->natts; ++i) {
@@ -153,7 +153,7 @@ bool IdsAreDense(const IdEntry *by_id, int n) {
 
 }  // namespace
 
-namespace jobq::sql {
+namespace jobq::store {
 
 int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *tokens, int n,
                    const Datum *results, const bool *result_nulls) {
@@ -291,4 +291,4 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
     return n_done;
 }
 
-}  // namespace jobq::sql
+}  // namespace jobq::store

@@ -2,8 +2,8 @@
 // keyless enqueue does not read jobq.queue every time (the lookup was
 // about 3% of a one-row enqueue's CPU; docs/benchmarks.md, W1).
 //
-// Invalidation: a statement trigger on jobq.queue (jobq._queue_changed)
-// queues a relcache invalidation of jobq.queue for any change to it.
+// Invalidation: a statement trigger on jobq.queue (jobq._queue_changed,
+// sql_api/queue_changed.cpp) queues a relcache invalidation of jobq.queue for any change to it.
 // Postgres sends it when the change commits (after the change becomes
 // visible, before its locks are released), and a lookup accepts pending
 // invalidations before it trusts the cache. A miss reads the row with the
@@ -19,7 +19,7 @@
 // queues are never cached: a new queue is found by the read.
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
-#include "sql_api/queue_cache.h"
+#include "store/queue_cache.h"
 
 #include "pg/relation.h"
 
@@ -28,7 +28,6 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/fmgroids.h"
@@ -70,8 +69,8 @@ bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
     AcceptInvalidationMessages();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     ScanKeyData key;
-    ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-                           pkey->rd_indcollation[0], F_TEXTEQ, queue_text);
+    ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, pkey->rd_indcollation[0],
+                           F_TEXTEQ, queue_text);
     TupleTableSlot *slot = table_slot_create(queue, nullptr);
     IndexScanDesc scan = index_beginscan(queue, pkey, snapshot, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
@@ -91,7 +90,7 @@ bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
 
 }  // namespace
 
-namespace jobq::sql {
+namespace jobq::store {
 
 bool LookUpQueueDefaults(Datum queue_text, const char *queue, int32 *max_attempts) {
     if (!callback_registered) {
@@ -117,7 +116,8 @@ bool LookUpQueueDefaults(Datum queue_text, const char *queue, int32 *max_attempt
         ctl.keysize = kQueueKeySize;
         ctl.entrysize = sizeof(CachedQueue);
         ctl.hcxt = CacheMemoryContext;
-        cache = hash_create("jobq queue defaults", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+        cache =
+            hash_create("jobq queue defaults", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
         cached_relid = queue_relid;
     }
     auto *entry = static_cast<CachedQueue *>(hash_search(cache, queue, HASH_ENTER, nullptr));
@@ -125,20 +125,6 @@ bool LookUpQueueDefaults(Datum queue_text, const char *queue, int32 *max_attempt
     return true;
 }
 
-}  // namespace jobq::sql
+void InvalidateQueueCaches(Relation queue) { CacheInvalidateRelcache(queue); }
 
-extern "C" {
-
-PG_FUNCTION_INFO_V1(jobq_queue_changed);
-
-// Statement trigger on jobq.queue: every backend's cache must be dropped
-// once the change commits (or, in this backend, at once).
-Datum jobq_queue_changed(PG_FUNCTION_ARGS) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("jobq._queue_changed() must be called as a trigger")));
-    CacheInvalidateRelcache(reinterpret_cast<TriggerData *>(fcinfo->context)->tg_relation);
-    return PointerGetDatum(nullptr);
-}
-
-}  // extern "C"
+}  // namespace jobq::store
