@@ -90,6 +90,9 @@ RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     WITH gone AS (
         DELETE FROM jobq.job j WHERE j.id = $1 RETURNING j.*
     )
@@ -119,6 +122,9 @@ DECLARE
     q text;
     st text;
 BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT a.queue, a.state INTO q, st FROM jobq.archive a WHERE a.id = $1 FOR UPDATE;
     IF NOT FOUND THEN
         IF EXISTS (SELECT 1 FROM jobq.job j WHERE j.id = $1) THEN

@@ -93,7 +93,10 @@ $$;
 -- last. Fenced like every settle call: the rows are locked with SKIP LOCKED
 -- (a job being settled right now is left alone), and both writes require
 -- the lease token read under that lock, so a job completed, cancelled or
--- re-claimed meanwhile is never touched. Returns the number rescued.
+-- re-claimed meanwhile is never touched. Queue by queue, each in its own
+-- subtransaction: one queue whose rescue fails (say, settings edited past
+-- their bounds behind alter_queue's back) gets a warning each turn and
+-- never holds up another queue's. Returns the number rescued.
 CREATE FUNCTION jobq._rescue(rescuer text, max_jobs integer DEFAULT 1000,
                              held_by text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql
@@ -104,43 +107,61 @@ DECLARE
                         THEN pg_catalog.format('lease expired (rescued by worker %s)', rescuer)
                         ELSE pg_catalog.format('worker %s stopped while running the job (rescued by worker %s)',
                                                held_by, rescuer) END;
+    horizon timestamptz := CASE WHEN held_by IS NULL THEN now() ELSE 'infinity' END;
+    qname text;
+    n bigint := 0;
     n_dead bigint;
     n_retry bigint;
 BEGIN
-    WITH expired AS MATERIALIZED (
-        SELECT j.id, j.lease_token FROM jobq.job j
-        WHERE j.state = 'running'
-          AND j.lease_expires_at < CASE WHEN held_by IS NULL THEN now() ELSE 'infinity' END
-          AND (held_by IS NULL OR j.worker = held_by)
-        ORDER BY j.lease_expires_at
-        LIMIT max_jobs
-        FOR UPDATE SKIP LOCKED
-    ), dead AS (
-        DELETE FROM jobq.job j USING expired e
-        WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
-          AND j.attempt >= j.max_attempts
-        RETURNING j.*
-    ), archived AS (
-        INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt, max_attempts,
-                                  unique_key, worker, progress, errors, result, created_at,
-                                  attempted_at, finished_at)
-        SELECT d.id, d.queue, 'dead', d.payload, d.priority, d.run_at, d.attempt, d.max_attempts,
-               d.unique_key, d.worker, d.progress, jobq._append_error(d.errors, d.attempt, reason),
-               NULL, d.created_at, d.attempted_at, now()
-        FROM dead d
-        RETURNING 1
-    ), retried AS (
-        UPDATE jobq.job j
-        SET state = 'retryable', lease_token = NULL, lease_expires_at = NULL,
-            run_at = now() + jobq.backoff(j.attempt, q.backoff_base, q.backoff_max, q.backoff_jitter),
-            errors = jobq._append_error(j.errors, j.attempt, reason)
-        FROM expired e, jobq.queue q
-        WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
-          AND j.attempt < j.max_attempts AND q.name = j.queue
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM archived), (SELECT count(*) FROM retried) INTO n_dead, n_retry;
-    RETURN n_dead + n_retry;
+    FOR qname IN SELECT DISTINCT j.queue FROM jobq.job j
+                 WHERE j.state = 'running' AND j.lease_expires_at < horizon
+                   AND (held_by IS NULL OR j.worker = held_by)
+                 ORDER BY j.queue LOOP
+        EXIT WHEN n >= max_jobs;
+        BEGIN
+            WITH expired AS MATERIALIZED (
+                SELECT j.id, j.lease_token FROM jobq.job j
+                WHERE j.state = 'running' AND j.lease_expires_at < horizon AND j.queue = qname
+                  AND (held_by IS NULL OR j.worker = held_by)
+                ORDER BY j.lease_expires_at
+                LIMIT max_jobs - n
+                FOR UPDATE SKIP LOCKED
+            ), dead AS (
+                DELETE FROM jobq.job j USING expired e
+                WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
+                  AND j.attempt >= j.max_attempts
+                RETURNING j.*
+            ), archived AS (
+                INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt,
+                                          max_attempts, unique_key, worker, progress, errors,
+                                          result, created_at, attempted_at, finished_at)
+                SELECT d.id, d.queue, 'dead', d.payload, d.priority, d.run_at, d.attempt,
+                       d.max_attempts, d.unique_key, d.worker, d.progress,
+                       jobq._append_error(d.errors, d.attempt, reason), NULL, d.created_at,
+                       d.attempted_at, now()
+                FROM dead d
+                RETURNING 1
+            ), retried AS (
+                UPDATE jobq.job j
+                SET state = 'retryable', lease_token = NULL, lease_expires_at = NULL,
+                    run_at = now() + jobq.backoff(j.attempt, q.backoff_base, q.backoff_max,
+                                                  q.backoff_jitter),
+                    errors = jobq._append_error(j.errors, j.attempt, reason)
+                FROM expired e, jobq.queue q
+                WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
+                  AND j.attempt < j.max_attempts AND q.name = j.queue
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM archived), (SELECT count(*) FROM retried)
+            INTO n_dead, n_retry;
+            n := n + n_dead + n_retry;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'jobq: lease rescue skipped queue "%": %', qname, SQLERRM
+                USING DETAIL = pg_catalog.format('SQLSTATE %s. Other queues are rescued as usual.',
+                                                 SQLSTATE);
+        END;
+    END LOOP;
+    RETURN n;
 END
 $$;
 
@@ -148,7 +169,9 @@ $$;
 -- older than their queue's retention, oldest first, through the archive's
 -- (queue, finished_at) index. Dead jobs stay until an operator retries or
 -- deletes them. Returns the number deleted; the worker calls it again while
--- it returns a full batch, one short transaction each.
+-- it returns a full batch, one short transaction each. Queue by queue,
+-- each in its own subtransaction: a queue whose pruning fails gets a
+-- warning and never stops another queue's retention.
 CREATE FUNCTION jobq._prune(max_jobs integer DEFAULT 1000)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -160,15 +183,21 @@ DECLARE
 BEGIN
     FOR q IN SELECT t.name, t.retention FROM jobq.queue t ORDER BY t.name LOOP
         EXIT WHEN n >= max_jobs;
-        DELETE FROM jobq.archive a
-        WHERE a.id IN (SELECT a2.id FROM jobq.archive a2
-                       WHERE a2.queue = q.name AND a2.finished_at < now() - q.retention
-                         AND a2.state <> 'dead'
-                       ORDER BY a2.finished_at
-                       LIMIT max_jobs - n
-                       FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS k = ROW_COUNT;
-        n := n + k;
+        BEGIN
+            DELETE FROM jobq.archive a
+            WHERE a.id IN (SELECT a2.id FROM jobq.archive a2
+                           WHERE a2.queue = q.name AND a2.finished_at < now() - q.retention
+                             AND a2.state <> 'dead'
+                           ORDER BY a2.finished_at
+                           LIMIT max_jobs - n
+                           FOR UPDATE SKIP LOCKED);
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'jobq: retention skipped queue "%": %', q.name, SQLERRM
+                USING DETAIL = pg_catalog.format('SQLSTATE %s. Other queues are pruned as usual.',
+                                                 SQLSTATE);
+        END;
     END LOOP;
     RETURN n;
 END

@@ -46,6 +46,7 @@ GRANT EXECUTE ON FUNCTION
     jobq._queue_for_update(text),
     jobq._set_paused(text, boolean),
     jobq._check_queue_name(text),
+    jobq._check_interval(text, interval),
     jobq._append_error(jsonb, integer, text),
     jobq._job_row_valid(text, integer, integer, bigint, timestamptz),
     jobq.backoff(integer, interval, interval, double precision)

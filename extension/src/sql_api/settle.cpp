@@ -134,15 +134,11 @@ int ReadIdsAndTokens(FunctionCallInfo fcinfo, int64 **out_ids = nullptr,
     return n;
 }
 
-void CheckInterval(FunctionCallInfo fcinfo, int n, const char *what, bool positive) {
+// Argument n, unless NULL, within the bounds of the interval setting `what`.
+void CheckInterval(FunctionCallInfo fcinfo, int n, const char *what) {
     if (PG_ARGISNULL(n)) return;
     int64 us = jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(n));
-    jobq::pg::CallCpp([&] {
-        if (positive)
-            jobq::CheckPositiveInterval(what, us);
-        else
-            jobq::CheckNonNegativeInterval(what, us);
-    });
+    jobq::pg::CallCpp([&] { jobq::CheckIntervalSetting(what, us); });
 }
 
 // Wakes the queues of the rows in SPI_tuptable (queue, run_at columns).
@@ -224,7 +220,7 @@ Datum jobq_complete(PG_FUNCTION_ARGS) {
 Datum jobq_fail(PG_FUNCTION_ARGS) {
     jobq::sql::RequireArg(fcinfo, 0, "id");
     jobq::sql::RequireArg(fcinfo, 1, "token");
-    CheckInterval(fcinfo, 3, "retry_in", false);
+    CheckInterval(fcinfo, 3, "retry_in");
     bool discard = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
     Datum error = PG_ARGISNULL(2) ? CStringGetTextDatum("unknown error") : PG_GETARG_DATUM(2);
     text *state = nullptr;
@@ -257,7 +253,7 @@ Datum jobq_fail_many(PG_FUNCTION_ARGS) {
         for (int i = 0; i < count; ++i) {
             if (nulls[i]) continue;
             int64 us = jobq::sql::IntervalMicros(DatumGetIntervalP(values[i]));
-            jobq::pg::CallCpp([&] { jobq::CheckNonNegativeInterval("retry_in", us); });
+            jobq::pg::CallCpp([&] { jobq::CheckIntervalSetting("retry_in", us); });
         }
     }
     jobq::pg::BeginMaterializedResult(fcinfo);
@@ -274,7 +270,7 @@ Datum jobq_fail_many(PG_FUNCTION_ARGS) {
 // heartbeat(ids, tokens, lease) returns table (id bigint, lease_expires_at timestamptz)
 Datum jobq_heartbeat(PG_FUNCTION_ARGS) {
     ReadIdsAndTokens(fcinfo);
-    CheckInterval(fcinfo, 2, "lease", true);
+    CheckInterval(fcinfo, 2, "lease");
     jobq::pg::BeginMaterializedResult(fcinfo);
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
                        PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
@@ -297,7 +293,7 @@ Datum jobq_snooze(PG_FUNCTION_ARGS) {
     jobq::sql::RequireArg(fcinfo, 0, "id");
     jobq::sql::RequireArg(fcinfo, 1, "token");
     jobq::sql::RequireArg(fcinfo, 2, "delay");
-    CheckInterval(fcinfo, 2, "delay", false);
+    CheckInterval(fcinfo, 2, "delay");
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
     SPI_connect();
     jobq::pg::ExecPlan(&snooze_job, values, nullptr, false);
