@@ -82,11 +82,12 @@ my $offset = -s $node->logfile;
 ok($node->wait_for_log(qr/lease rescue skipped queue "last": .*violates check constraint "refuse_dead"/, $offset),
     'the failing queue is logged');
 $node->safe_psql('postgres', q{
-    UPDATE jobq.job SET run_at = now() WHERE queue = 'work';
-    SELECT count(*) FROM jobq.claim('{work}', 'runner', 1, lease => '1 second');
+    SELECT jobq.create_queue('fine', backoff_base => '1 hour', backoff_max => '1 hour');
+    SELECT jobq.enqueue('fine', '{}');
+    SELECT count(*) FROM jobq.claim('{fine}', 'runner', 1, lease => '1 second');
 });
 ok($node->poll_query_until('postgres',
-    q{SELECT count(*) = 0 FROM jobq.job WHERE queue = 'work' AND state = 'running'}),
+    q{SELECT state = 'retryable' FROM jobq.job WHERE queue = 'fine'}),
     'another queue is rescued while one fails');
 is($node->safe_psql('postgres', q{SELECT state FROM jobq.jobs WHERE payload = '{"poison": true}'}),
     'running', 'the failing queue\'s job is left as it was');
