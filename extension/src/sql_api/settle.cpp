@@ -19,6 +19,7 @@
 #include "pg/spi.h"
 #include "sql_api/args.h"
 #include "sql_api/complete_direct.h"
+#include "sql_api/settle_isolated.h"
 #include "worker/wakeup.h"
 
 extern "C" {
@@ -178,6 +179,99 @@ Datum SingletonArray(Datum value, Oid type) {
     return PointerGetDatum(construct_array(&value, 1, type, typlen, typbyval, typalign));
 }
 
+// ints[first .. first + count) as a bigint[].
+Datum BigintSlice(const int64 *ints, int first, int count) {
+    Datum *datums = static_cast<Datum *>(palloc(sizeof(Datum) * (count + 1)));
+    for (int k = 0; k < count; ++k) datums[k] = Int64GetDatum(ints[first + k]);
+    return jobq::sql::SliceArray(datums, nullptr, 0, count, INT8OID);
+}
+
+// One call of complete: its arguments, read once.
+struct CompleteCall {
+    FunctionCallInfo fcinfo;
+    int64 *ids;
+    int64 *tokens;
+    Datum *results;  // null: no results given
+    bool *result_nulls;
+    int n;
+};
+
+// Completes entries [first, first + count) of a complete call and emits
+// their ids (for SettleIsolated).
+void CompleteEntries(void *context, int first, int count) {
+    CompleteCall *call = static_cast<CompleteCall *>(context);
+    FunctionCallInfo fcinfo = call->fcinfo;
+    Datum *results = call->results != nullptr ? call->results + first : nullptr;
+    bool *result_nulls = call->results != nullptr ? call->result_nulls + first : nullptr;
+    if (jobq::sql::CompleteDirect(fcinfo, call->ids + first, call->tokens + first, count, results,
+                                  result_nulls) >= 0)
+        return;
+    // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
+    bool whole = first == 0 && count == call->n;
+    Datum values[3];
+    if (whole) {
+        values[0] = PG_GETARG_DATUM(0);
+        values[1] = PG_GETARG_DATUM(1);
+        values[2] = PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2);
+    } else {
+        values[0] = BigintSlice(call->ids, first, count);
+        values[1] = BigintSlice(call->tokens, first, count);
+        values[2] = results != nullptr
+                        ? jobq::sql::SliceArray(call->results, call->result_nulls, first, count,
+                                                JSONBOID)
+                        : 0;
+    }
+    char nulls[4] = {' ', ' ', results == nullptr ? 'n' : ' ', '\0'};
+    SPI_connect();
+    jobq::pg::ExecPlan(&complete_jobs, values, nulls, false);
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        bool isnull;
+        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
+        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
+    }
+    SPI_finish();
+}
+
+// One call of fail_many: its arguments, read once (null arrays: not given).
+struct FailManyCall {
+    FunctionCallInfo fcinfo;
+    int64 *ids;
+    int64 *tokens;
+    Datum *errors;
+    bool *error_nulls;
+    Datum *retry_in;
+    bool *retry_nulls;
+    Datum *discard;
+    bool *discard_nulls;
+    int n;
+};
+
+// Fails entries [first, first + count) of a fail_many call and emits their
+// (id, state) rows (for SettleIsolated).
+void FailManyEntries(void *context, int first, int count) {
+    FailManyCall *call = static_cast<FailManyCall *>(context);
+    FunctionCallInfo fcinfo = call->fcinfo;
+    auto emit = [&](Datum *out) {
+        bool nulls[2] = {false, false};
+        jobq::pg::PutResultRow(fcinfo, out, nulls);
+    };
+    if (first == 0 && count == call->n) {
+        RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+                PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
+                PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ', emit);
+        return;
+    }
+    using jobq::sql::SliceArray;
+    RunFail(BigintSlice(call->ids, first, count), BigintSlice(call->tokens, first, count),
+            SliceArray(call->errors, call->error_nulls, first, count, TEXTOID),
+            call->retry_in ? SliceArray(call->retry_in, call->retry_nulls, first, count, INTERVALOID)
+                           : 0,
+            call->retry_in ? ' ' : 'n',
+            call->discard ? SliceArray(call->discard, call->discard_nulls, first, count, BOOLOID)
+                          : 0,
+            call->discard ? ' ' : 'n', emit);
+}
+
 }  // namespace
 
 extern "C" {
@@ -192,27 +286,11 @@ PG_FUNCTION_INFO_V1(jobq_release);
 
 // complete(ids bigint[], tokens bigint[], results jsonb[]) returns setof bigint
 Datum jobq_complete(PG_FUNCTION_ARGS) {
-    int64 *ids;
-    int64 *tokens;
-    int n = ReadIdsAndTokens(fcinfo, &ids, &tokens);
-    Datum *results = nullptr;
-    bool *result_nulls = nullptr;
-    CheckParallelArray(fcinfo, 2, "results", n, JSONBOID, &results, &result_nulls);
+    CompleteCall call{fcinfo, nullptr, nullptr, nullptr, nullptr, 0};
+    call.n = ReadIdsAndTokens(fcinfo, &call.ids, &call.tokens);
+    CheckParallelArray(fcinfo, 2, "results", call.n, JSONBOID, &call.results, &call.result_nulls);
     jobq::pg::BeginMaterializedResult(fcinfo);
-    if (jobq::sql::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
-        return static_cast<Datum>(0);
-    // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
-    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-                       PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
-    char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
-    SPI_connect();
-    jobq::pg::ExecPlan(&complete_jobs, values, nulls, false);
-    for (uint64 row = 0; row < SPI_processed; ++row) {
-        bool isnull;
-        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
-        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
-    }
-    SPI_finish();
+    jobq::sql::SettleIsolated(call.ids, call.n, "completed", CompleteEntries, &call);
     return static_cast<Datum>(0);
 }
 
@@ -240,30 +318,21 @@ Datum jobq_fail(PG_FUNCTION_ARGS) {
 // fail_many(ids, tokens, errors, retry_in interval[], discard boolean[])
 //   returns table (id bigint, state text)
 Datum jobq_fail_many(PG_FUNCTION_ARGS) {
-    int n = ReadIdsAndTokens(fcinfo);
+    FailManyCall call{};
+    call.fcinfo = fcinfo;
+    call.n = ReadIdsAndTokens(fcinfo, &call.ids, &call.tokens);
     jobq::sql::RequireArg(fcinfo, 2, "errors");
-    CheckParallelArray(fcinfo, 2, "errors", n, TEXTOID);
-    CheckParallelArray(fcinfo, 3, "retry_in", n, INTERVALOID);
-    CheckParallelArray(fcinfo, 4, "discard", n, BOOLOID);
-    if (!PG_ARGISNULL(3)) {
-        Datum *values;
-        bool *nulls;
-        int count =
-            jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(3), INTERVALOID, &values, &nulls);
-        for (int i = 0; i < count; ++i) {
-            if (nulls[i]) continue;
-            int64 us = jobq::sql::IntervalMicros(DatumGetIntervalP(values[i]));
-            jobq::pg::CallCpp([&] { jobq::CheckIntervalSetting("retry_in", us); });
-        }
+    CheckParallelArray(fcinfo, 2, "errors", call.n, TEXTOID, &call.errors, &call.error_nulls);
+    CheckParallelArray(fcinfo, 3, "retry_in", call.n, INTERVALOID, &call.retry_in,
+                       &call.retry_nulls);
+    CheckParallelArray(fcinfo, 4, "discard", call.n, BOOLOID, &call.discard, &call.discard_nulls);
+    for (int i = 0; call.retry_in != nullptr && i < call.n; ++i) {
+        if (call.retry_nulls[i]) continue;
+        int64 us = jobq::sql::IntervalMicros(DatumGetIntervalP(call.retry_in[i]));
+        jobq::pg::CallCpp([&] { jobq::CheckIntervalSetting("retry_in", us); });
     }
     jobq::pg::BeginMaterializedResult(fcinfo);
-    RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
-            PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
-            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ',
-            [&](Datum *out) {
-                bool nulls[2] = {false, false};
-                jobq::pg::PutResultRow(fcinfo, out, nulls);
-            });
+    jobq::sql::SettleIsolated(call.ids, call.n, "failed", FailManyEntries, &call);
     return static_cast<Datum>(0);
 }
 
