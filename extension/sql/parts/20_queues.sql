@@ -166,6 +166,9 @@ BEGIN
     END IF;
     DELETE FROM jobq.job j WHERE j.queue = q.name;
     DELETE FROM jobq.archive a WHERE a.queue = q.name;
+    -- After the archive rows, under the lock jobq._tally_advance orders with.
+    LOCK TABLE jobq.archive_tally IN ROW EXCLUSIVE MODE;
+    DELETE FROM jobq.archive_tally t WHERE t.queue = q.name;
     DELETE FROM jobq.queue t WHERE t.name = q.name;
 END
 $$;

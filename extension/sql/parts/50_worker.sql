@@ -86,6 +86,90 @@ AS $$
     ORDER BY j.run_at LIMIT 1
 $$;
 
+-- The archive tally (jobq.archive_tally, read by jobq.queue_stats; its
+-- mark is jobq._tally_mark() in 40_operations.sql) ------------------------
+
+-- Takes `jobs` deleted archive rows of (queue, state) finished at
+-- `finished_at` off the tally; call it after the DELETE, in the same
+-- transaction. The lock orders it with _tally_advance: either the advance
+-- counted before the delete committed (and the new mark is read here), or
+-- it starts after this transaction commits and never sees the rows.
+CREATE FUNCTION jobq._tally_forget(queue text, state text, finished_at timestamptz, jobs bigint)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF state NOT IN ('completed', 'cancelled') OR jobs = 0 THEN
+        RETURN;
+    END IF;
+    LOCK TABLE jobq.archive_tally IN ROW EXCLUSIVE MODE;
+    IF finished_at < jobq._tally_mark() THEN
+        UPDATE jobq.archive_tally t SET jobs = t.jobs - _tally_forget.jobs
+        WHERE t.queue = _tally_forget.queue AND t.state = _tally_forget.state;
+    END IF;
+END
+$$;
+
+-- Moves the mark forward, adding the archive rows finished between the old
+-- and the new mark to the tally (queue by queue, through the archive's
+-- (queue, finished_at) index). The new mark is older than every open
+-- transaction (a transaction's archive rows carry its start time as
+-- finished_at, so none it may still commit can fall behind the mark), and
+-- a minute older than now (the start time of a transaction that has just
+-- begun may not be visible in pg_stat_activity yet). It does not move
+-- while a prepared transaction is pending (its start time is not known),
+-- or for a caller who cannot see every session's transaction start.
+-- Returns the mark.
+CREATE FUNCTION jobq._tally_advance()
+RETURNS timestamptz LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_mark timestamptz;
+    new_mark timestamptz;
+    q text;
+BEGIN
+    IF NOT pg_catalog.pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts) THEN
+        RETURN jobq._tally_mark();
+    END IF;
+    LOCK TABLE jobq.archive_tally IN EXCLUSIVE MODE;
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    SELECT least(now() - interval '1 minute', min(a.xact_start)) INTO new_mark
+    FROM pg_catalog.pg_stat_activity a
+    WHERE a.xact_start IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid();
+    old_mark := jobq._tally_mark();
+    IF new_mark <= old_mark THEN
+        RETURN old_mark;
+    END IF;
+    FOR q IN SELECT t.name FROM jobq.queue t ORDER BY t.name LOOP
+        INSERT INTO jobq.archive_tally AS t (queue, state, jobs)
+        SELECT q, a.state, count(*) FROM jobq.archive a
+        WHERE a.queue = q AND a.finished_at >= old_mark AND a.finished_at < new_mark
+          AND a.state IN ('completed', 'cancelled')
+        GROUP BY a.state
+        ON CONFLICT ON CONSTRAINT archive_tally_pkey DO UPDATE SET jobs = t.jobs + excluded.jobs;
+    END LOOP;
+    INSERT INTO jobq.archive_tally_mark AS m (counted_until) VALUES (new_mark)
+    ON CONFLICT ON CONSTRAINT archive_tally_mark_pkey DO UPDATE SET counted_until = excluded.counted_until;
+    RETURN new_mark;
+END
+$$;
+
+-- Counts the tally again from the whole archive: after completed or
+-- cancelled jobs were deleted from jobq.archive by hand. Returns the mark.
+CREATE FUNCTION jobq._tally_rebuild()
+RETURNS timestamptz LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE jobq.archive_tally IN EXCLUSIVE MODE;
+    DELETE FROM jobq.archive_tally;
+    DELETE FROM jobq.archive_tally_mark;
+    RETURN jobq._tally_advance();
+END
+$$;
+
 -- Lease rescue. Running jobs whose lease expired (or, with held_by, every
 -- running job claimed under that worker name: a handler worker that
 -- restarted holds nothing) go back to 'retryable' with the queue's backoff,
@@ -171,7 +255,9 @@ $$;
 -- deletes them. Returns the number deleted; the worker calls it again while
 -- it returns a full batch, one short transaction each. Queue by queue,
 -- each in its own subtransaction: a queue whose pruning fails gets a
--- warning and never stops another queue's retention.
+-- warning and never stops another queue's retention. Each turn first
+-- advances the archive tally of jobq.queue_stats, and takes what it
+-- deletes off the tally.
 CREATE FUNCTION jobq._prune(max_jobs integer DEFAULT 1000)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -180,18 +266,32 @@ DECLARE
     q record;
     n bigint := 0;
     k bigint;
+    mark timestamptz;
 BEGIN
+    -- Locks the tally until commit: the decrements below read its mark,
+    -- which no advance moves meanwhile.
+    PERFORM jobq._tally_advance();
+    LOCK TABLE jobq.archive_tally IN ROW EXCLUSIVE MODE;
+    mark := jobq._tally_mark();
     FOR q IN SELECT t.name, t.retention FROM jobq.queue t ORDER BY t.name LOOP
         EXIT WHEN n >= max_jobs;
         BEGIN
-            DELETE FROM jobq.archive a
-            WHERE a.id IN (SELECT a2.id FROM jobq.archive a2
-                           WHERE a2.queue = q.name AND a2.finished_at < now() - q.retention
-                             AND a2.state <> 'dead'
-                           ORDER BY a2.finished_at
-                           LIMIT max_jobs - n
-                           FOR UPDATE SKIP LOCKED);
-            GET DIAGNOSTICS k = ROW_COUNT;
+            WITH gone AS (
+                DELETE FROM jobq.archive a
+                WHERE a.id IN (SELECT a2.id FROM jobq.archive a2
+                               WHERE a2.queue = q.name AND a2.finished_at < now() - q.retention
+                                 AND a2.state <> 'dead'
+                               ORDER BY a2.finished_at
+                               LIMIT max_jobs - n
+                               FOR UPDATE SKIP LOCKED)
+                RETURNING a.state, a.finished_at
+            ), tallied AS (
+                UPDATE jobq.archive_tally t SET jobs = t.jobs - g.jobs
+                FROM (SELECT gone.state, count(*) AS jobs FROM gone
+                      WHERE gone.finished_at < mark GROUP BY gone.state) g
+                WHERE t.queue = q.name AND t.state = g.state
+            )
+            SELECT count(*) INTO k FROM gone;
             n := n + k;
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'jobq: retention skipped queue "%": %', q.name, SQLERRM
@@ -418,6 +518,10 @@ CREATE VIEW jobq.worker AS SELECT * FROM jobq.worker_status();
 GRANT EXECUTE ON FUNCTION jobq._note_wakeup(text, timestamptz) TO jobq_admin;
 GRANT EXECUTE ON FUNCTION jobq._check_handler(regprocedure) TO jobq_admin;
 GRANT EXECUTE ON FUNCTION jobq._rescue(text, integer, text), jobq._prune(integer) TO jobq_admin;
+GRANT EXECUTE ON FUNCTION jobq._tally_forget(text, text, timestamptz, bigint),
+    jobq._tally_advance(), jobq._tally_rebuild()
+TO jobq_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON jobq.archive_tally, jobq.archive_tally_mark TO jobq_admin;
 GRANT EXECUTE ON FUNCTION
     jobq.schedule(text, text, text, jsonb, text, integer, integer),
     jobq.unschedule(text, boolean),
