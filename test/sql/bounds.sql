@@ -96,3 +96,5 @@ FROM jobq.complete((SELECT array_agg(id) FROM jobq.job WHERE id IN (:old_broken,
 SELECT jobq._prune() >= 0 AS prune_ran;
 SELECT count(*) AS good_kept FROM jobq.archive WHERE id = :old_good;
 SELECT count(*) AS broken_kept FROM jobq.archive WHERE id = :old_broken;
+
+SELECT jobq.drop_queue(q, force => true) FROM unnest(ARRAY['bounds', 'edges', 'broken', 'good']) q;

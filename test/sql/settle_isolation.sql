@@ -13,7 +13,7 @@ CREATE FUNCTION claim_three(tag text) RETURNS void LANGUAGE sql AS $$
 $$;
 CREATE VIEW held_state AS
     SELECT h.n, j.state, coalesce(l.lease_token = h.token, false) AS still_held
-    FROM held h JOIN jobq.jobs j USING (id) LEFT JOIN jobq.job l USING (id) ORDER BY h.n;
+    FROM held h JOIN jobq.jobs j USING (id) LEFT JOIN jobq.job l USING (id) ORDER BY h.n, j.state;
 
 -- 1. A duplicate archive id (a restore accident): the direct complete path.
 SELECT claim_three('dup');
