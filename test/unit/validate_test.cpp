@@ -154,4 +154,3 @@ TEST(LiveJobRow, RejectsBrokenInvariants) {
 }
 
 }  // namespace
-

@@ -11,7 +11,8 @@ int64_t BackoffMicros(int64_t attempt, int64_t base_us, int64_t max_us, double j
     if (max_us < base_us) max_us = base_us;
     attempt = std::max<int64_t>(attempt, 1);
     // 2^62 overflows int64 micros long before; compute in floating point and cap.
-    double raw = static_cast<double>(base_us) * std::ldexp(1.0, static_cast<int>(std::min<int64_t>(attempt - 1, 62)));
+    double raw = static_cast<double>(base_us) *
+                 std::ldexp(1.0, static_cast<int>(std::min<int64_t>(attempt - 1, 62)));
     // 9e18 < INT64_MAX: converting the double back must not overflow (it
     // made a max_us near INT64_MAX come out as a delay of 0).
     double capped = std::min({raw, static_cast<double>(max_us), 9.0e18});

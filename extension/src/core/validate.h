@@ -40,11 +40,11 @@ void CheckPayloadSize(std::size_t bytes, std::size_t limit);
 // counts them (a month is 30 days, a year 360 days, as Postgres compares
 // intervals).
 struct IntervalBounds {
-    const char *name;       // "lease", "backoff_base", "retry_in", ...
+    const char *name;  // "lease", "backoff_base", "retry_in", ...
     int64_t min_us;
     int64_t max_us;
-    const char *min_text;   // for the message: "1 second"
-    const char *max_text;   // "7 days"
+    const char *min_text;  // for the message: "1 second"
+    const char *max_text;  // "7 days"
 };
 // nullptr for a name that has no bounds.
 const IntervalBounds *FindIntervalBounds(std::string_view name);

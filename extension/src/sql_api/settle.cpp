@@ -216,10 +216,9 @@ void CompleteEntries(void *context, int first, int count) {
     } else {
         values[0] = BigintSlice(call->ids, first, count);
         values[1] = BigintSlice(call->tokens, first, count);
-        values[2] = results != nullptr
-                        ? jobq::sql::SliceArray(call->results, call->result_nulls, first, count,
-                                                JSONBOID)
-                        : 0;
+        values[2] = results != nullptr ? jobq::sql::SliceArray(call->results, call->result_nulls,
+                                                               first, count, JSONBOID)
+                                       : 0;
     }
     char nulls[4] = {' ', ' ', results == nullptr ? 'n' : ' ', '\0'};
     SPI_connect();
@@ -262,14 +261,14 @@ void FailManyEntries(void *context, int first, int count) {
         return;
     }
     using jobq::sql::SliceArray;
-    RunFail(BigintSlice(call->ids, first, count), BigintSlice(call->tokens, first, count),
-            SliceArray(call->errors, call->error_nulls, first, count, TEXTOID),
-            call->retry_in ? SliceArray(call->retry_in, call->retry_nulls, first, count, INTERVALOID)
-                           : 0,
-            call->retry_in ? ' ' : 'n',
-            call->discard ? SliceArray(call->discard, call->discard_nulls, first, count, BOOLOID)
-                          : 0,
-            call->discard ? ' ' : 'n', emit);
+    RunFail(
+        BigintSlice(call->ids, first, count), BigintSlice(call->tokens, first, count),
+        SliceArray(call->errors, call->error_nulls, first, count, TEXTOID),
+        call->retry_in ? SliceArray(call->retry_in, call->retry_nulls, first, count, INTERVALOID)
+                       : 0,
+        call->retry_in ? ' ' : 'n',
+        call->discard ? SliceArray(call->discard, call->discard_nulls, first, count, BOOLOID) : 0,
+        call->discard ? ' ' : 'n', emit);
 }
 
 }  // namespace
