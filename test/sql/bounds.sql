@@ -61,6 +61,9 @@ SELECT jobq.enqueue('bounds', '{}', unique_key => repeat('k', 1024)) > 0 AS at_l
 SELECT jobq.cancel(NULL);
 SELECT jobq.retry(NULL);
 SELECT jobq.enqueue(NULL, '{}');
+SELECT * FROM jobq.job(NULL);
+SELECT jobq.unschedule(NULL);
+SELECT jobq.schedule(NULL, '* * * * *', 'bounds');
 \set VERBOSITY terse
 
 -- Maintenance is per queue: a queue whose settings were edited past their

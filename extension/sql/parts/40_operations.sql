@@ -95,10 +95,15 @@ CREATE VIEW jobq.queue_stats AS
 
 -- job(id): one job, live or finished.
 CREATE FUNCTION jobq.job(id bigint)
-RETURNS SETOF jobq.jobs LANGUAGE sql STABLE SECURITY DEFINER
+RETURNS SETOF jobq.jobs LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM jobq.jobs j WHERE j.id = $1
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY SELECT * FROM jobq.jobs j WHERE j.id = $1;
+END
 $$;
 
 -- cancel(id): a waiting or running job is finished as 'cancelled'. A

@@ -382,7 +382,10 @@ AS $$
 DECLARE
     next_run timestamptz;
 BEGIN
-    IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' THEN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'schedule name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' THEN
         RAISE EXCEPTION 'invalid schedule name "%"', name
             USING ERRCODE = 'invalid_name',
                   DETAIL = 'Schedule names are 1 to 100 letters, digits, ''_'', ''.'', '':'' or ''-'', starting with a letter or digit.';
@@ -434,6 +437,9 @@ RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'schedule name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     DELETE FROM jobq.periodic p WHERE p.name = unschedule.name;
     IF FOUND THEN
         RETURN true;
