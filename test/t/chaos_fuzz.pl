@@ -184,8 +184,8 @@ for (
     [ 'snooze 300000 years', 'any', q{jobq.snooze(1, 1, '300000 years')} ],
     [ 'set_progress 2 MB', 'any', q{jobq.set_progress(1, 1, jsonb_build_object('p', repeat('x', 2000000)))} ],
     [ 'set_progress NULL', 'any', q{jobq.set_progress(1, 1, NULL)} ],
-    [ 'cancel NULL', 'any', q{jobq.cancel(NULL)} ], [ 'cancel -1', 'error', q{jobq.cancel(-1)} ],
-    [ 'retry -1', 'error', q{jobq.retry(-1)} ], [ 'job NULL', 'any', q{jobq.job(NULL)} ],
+    [ 'cancel NULL', 'error', q{jobq.cancel(NULL)} ], [ 'retry NULL', 'error', q{jobq.retry(NULL)} ], [ 'cancel -1', 'error', q{jobq.cancel(-1)} ],
+    [ 'retry -1', 'error', q{jobq.retry(-1)} ], [ 'job NULL', 'error', q{jobq.job(NULL)} ],
 ) {
     case($_->[0], $_->[1], "SELECT $_->[2]");
 }

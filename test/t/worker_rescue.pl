@@ -2,8 +2,9 @@
 # from the database's point of view) and a start, expired leases are
 # reconciled — back to retryable with the attempt counted, or dead at
 # max_attempts, each with a "lease expired" error naming the worker; a late
-# settle from the old lease holder changes nothing; and an ERROR inside a
-# maintenance step is logged and retried without any crash restart.
+# settle from the old lease holder changes nothing; one queue whose rescue
+# fails never holds up another's; and an ERROR inside a maintenance step is
+# logged and retried without any crash restart.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -69,15 +70,33 @@ sleep 1;
 is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq.job WHERE queue = 'work' AND state = 'running'}),
     '10', 'rescuer leaves unexpired leases alone');
 
-# An ERROR inside a maintenance step: the archive refuses dead jobs, so the
-# rescue step fails on every pass. The worker logs it and carries on.
+# One queue's failing rescue never stops another's: the archive refuses
+# dead jobs, so rescuing queue "last" fails on every pass; the worker warns
+# and rescues queue "work" meanwhile.
 $node->safe_psql('postgres', q{
     ALTER TABLE jobq.archive ADD CONSTRAINT refuse_dead CHECK (state <> 'dead') NOT VALID;
     SELECT jobq.enqueue('last', '{"poison": true}');
-    SELECT count(*) FROM jobq.claim('{last}', 'runner', 1, lease => '100 milliseconds');
+    SELECT count(*) FROM jobq.claim('{last}', 'runner', 1, lease => '1 second');
 });
 my $offset = -s $node->logfile;
-ok($node->wait_for_log(qr/violates check constraint "refuse_dead"/, $offset),
+ok($node->wait_for_log(qr/lease rescue skipped queue "last": .*violates check constraint "refuse_dead"/, $offset),
+    'the failing queue is logged');
+$node->safe_psql('postgres', q{
+    SELECT jobq.create_queue('fine', backoff_base => '1 hour', backoff_max => '1 hour');
+    SELECT jobq.enqueue('fine', '{}');
+    SELECT count(*) FROM jobq.claim('{fine}', 'runner', 1, lease => '1 second');
+});
+ok($node->poll_query_until('postgres',
+    q{SELECT state = 'retryable' FROM jobq.job WHERE queue = 'fine'}),
+    'another queue is rescued while one fails');
+is($node->safe_psql('postgres', q{SELECT state FROM jobq.jobs WHERE payload = '{"poison": true}'}),
+    'running', 'the failing queue\'s job is left as it was');
+
+# An ERROR inside a maintenance step (its function is gone): the worker
+# logs it and carries on.
+$offset = -s $node->logfile;
+$node->safe_psql('postgres', q{ALTER FUNCTION jobq._rescue(text, integer, text) RENAME TO _rescue_off});
+ok($node->wait_for_log(qr/function jobq\._rescue\(.*\) does not exist/, $offset),
     'the failing maintenance step is logged');
 ok($node->poll_query_until('postgres', 'SELECT step_errors >= 2 FROM jobq.worker_status()'),
     'the step is retried at its next turn');
@@ -97,7 +116,10 @@ for (1 .. 50) {
 ok($seen, 'wake-ups still sent while another step fails');
 $listener->quit;
 
-$node->safe_psql('postgres', 'ALTER TABLE jobq.archive DROP CONSTRAINT refuse_dead');
+$node->safe_psql('postgres', q{
+    ALTER FUNCTION jobq._rescue_off(text, integer, text) RENAME TO _rescue;
+    ALTER TABLE jobq.archive DROP CONSTRAINT refuse_dead;
+});
 ok($node->poll_query_until('postgres',
     q{SELECT count(*) = 2 FROM jobq.archive WHERE queue = 'last' AND state = 'dead'}),
     'once the cause is gone the step succeeds');

@@ -29,8 +29,10 @@ TEST(Backoff, JitterShortensWithinItsFraction) {
 
 TEST(Backoff, DefensiveAgainstBadInputs) {
     EXPECT_GE(jobq::BackoffMicros(0, kSecond, kSecond, 0, 0), 0);
-    EXPECT_EQ(jobq::BackoffMicros(3, kSecond, 0, 0, 0), kSecond);  // max < base: base wins
+    EXPECT_EQ(jobq::BackoffMicros(3, kSecond, 0, 0, 0), kSecond);           // max < base: base wins
     EXPECT_GE(jobq::BackoffMicros(3, kSecond, 10 * kSecond, 5.0, 1.0), 0);  // jitter clamped
+    // A cap near INT64_MAX stays huge (it once wrapped around to 0).
+    EXPECT_GT(jobq::BackoffMicros(1, INT64_MAX, INT64_MAX, 0, 0), INT64_MAX / 2);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -81,11 +82,40 @@ TEST(Limits, PayloadSizeRejectsNeverTruncates) {
     }
 }
 
-TEST(Intervals, SignChecks) {
-    EXPECT_NO_THROW(jobq::CheckPositiveInterval("lease", 1));
-    EXPECT_EQ(SqlStateOf([] { jobq::CheckPositiveInterval("lease", 0); }), "22023");
-    EXPECT_NO_THROW(jobq::CheckNonNegativeInterval("retry_in", 0));
-    EXPECT_EQ(SqlStateOf([] { jobq::CheckNonNegativeInterval("retry_in", -1); }), "22023");
+TEST(Intervals, BoundsPerSetting) {
+    constexpr int64_t kSecond = 1000000;
+    EXPECT_NO_THROW(jobq::CheckIntervalSetting("lease", kSecond));
+    EXPECT_NO_THROW(jobq::CheckIntervalSetting("lease", 7 * 86400 * kSecond));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckIntervalSetting("lease", 1); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckIntervalSetting("lease", 7 * 86400 * kSecond + 1); }),
+              "22023");
+    EXPECT_NO_THROW(jobq::CheckIntervalSetting("retry_in", 0));
+    EXPECT_NO_THROW(jobq::CheckIntervalSetting("retention", 0));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckIntervalSetting("retry_in", -1); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckIntervalSetting("retention", INT64_MAX); }), "22023");
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckIntervalSetting("no_such_setting", 1); }), "22023");
+    try {
+        jobq::CheckIntervalSetting("backoff_max", INT64_MAX);
+        FAIL();
+    } catch (const jobq::Error &e) {
+        EXPECT_STREQ(e.what(), "backoff_max must be between 1 millisecond and 30 days");
+    }
+}
+
+TEST(Intervals, EveryBoundIsOrderedAndFarFromOverflow) {
+    for (const char *name : {"lease", "backoff_base", "backoff_max", "retention", "handler_timeout",
+                             "retry_in", "delay", "debounce", "unique_window"}) {
+        const jobq::IntervalBounds *b = jobq::FindIntervalBounds(name);
+        ASSERT_NE(b, nullptr) << name;
+        EXPECT_LE(0, b->min_us) << name;
+        EXPECT_LT(b->min_us, b->max_us) << name;
+        EXPECT_LE(b->max_us, int64_t{3650} * 86400 * 1000000) << name;
+    }
+}
+
+TEST(UniqueKey, LengthLimit) {
+    EXPECT_NO_THROW(jobq::CheckUniqueKeyLength("unique_key", jobq::kMaxUniqueKeyLength));
+    EXPECT_EQ(SqlStateOf([] { jobq::CheckUniqueKeyLength("unique_key", 3000); }), "54000");
 }
 
 TEST(UniqueMode, ParsesTheThreeModes) {
@@ -124,4 +154,3 @@ TEST(LiveJobRow, RejectsBrokenInvariants) {
 }
 
 }  // namespace
-

@@ -35,7 +35,7 @@ CREATE TABLE jobq.queue (
 );
 
 -- enqueue caches each queue's defaults per backend
--- (extension/src/sql_api/queue_cache.cpp); any change to jobq.queue
+-- (extension/src/store/queue_cache.cpp, extension/src/sql_api/queue_changed.cpp); any change to jobq.queue
 -- invalidates those caches when it commits.
 CREATE FUNCTION jobq._queue_changed() RETURNS trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'jobq_queue_changed';
@@ -121,7 +121,37 @@ CREATE INDEX archive_queue_finished_idx ON jobq.archive (queue, finished_at);
 CREATE INDEX archive_unique_idx ON jobq.archive (queue, unique_key, finished_at)
     WHERE unique_key IS NOT NULL;
 
+-- Dead jobs wait for an operator; jobq.queue_stats counts them per queue
+-- from this index, at the cost of the dead jobs alone.
+CREATE INDEX archive_dead_idx ON jobq.archive (queue) WHERE state = 'dead';
+
+-- Counts of the completed and cancelled jobs kept in jobq.archive, so that
+-- jobq.queue_stats need not read the whole archive: `jobs` archive rows of
+-- (queue, state) finished before jobq.archive_tally_mark.counted_until.
+-- Rows finished since then are counted from the archive's (queue,
+-- finished_at) index when the view is read. The worker advances the mark
+-- each retention turn (jobq._tally_advance), and every jobq function that
+-- deletes such rows (retention, retry, drop_queue) takes them off here.
+-- Deleting completed or cancelled jobs by hand leaves the counts high until
+-- jobq._tally_rebuild() is run.
+CREATE TABLE jobq.archive_tally (
+    queue text NOT NULL,
+    state text NOT NULL,
+    jobs  bigint NOT NULL,
+    PRIMARY KEY (queue, state),
+    CONSTRAINT archive_tally_state CHECK (state IN ('completed', 'cancelled'))
+);
+-- At most one row. No row (a new install): nothing is tallied yet, and the
+-- view counts every row from the archive until the worker first advances
+-- the mark. (No row is inserted here, so a restored dump brings its own.)
+CREATE TABLE jobq.archive_tally_mark (
+    single        boolean PRIMARY KEY DEFAULT true CHECK (single),
+    counted_until timestamptz NOT NULL
+);
+
 SELECT pg_catalog.pg_extension_config_dump('jobq.queue', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq.archive_tally', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq.archive_tally_mark', '');
 SELECT pg_catalog.pg_extension_config_dump('jobq.job', '');
 SELECT pg_catalog.pg_extension_config_dump('jobq.archive', '');
 SELECT pg_catalog.pg_extension_config_dump('jobq.job_id_seq', '');

@@ -29,6 +29,12 @@ CREATE FUNCTION jobq._check_queue_name(name text)
 RETURNS void LANGUAGE C IMMUTABLE
 AS 'MODULE_PATHNAME', 'jobq_check_queue_name';
 
+-- The bounds of an interval setting (core/validate.h), shared by the queue
+-- options and the calls' interval arguments: docs/api.md lists them.
+CREATE FUNCTION jobq._check_interval(name text, value interval)
+RETURNS void LANGUAGE C IMMUTABLE
+AS 'MODULE_PATHNAME', 'jobq_check_interval';
+
 CREATE FUNCTION jobq.enqueue(
     queue text,
     payload jsonb,

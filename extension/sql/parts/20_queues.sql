@@ -11,27 +11,24 @@ BEGIN
     IF q.max_attempts IS NULL OR q.max_attempts NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'max_attempts must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF q.backoff_base IS NULL OR q.backoff_base <= interval '0' THEN
-        RAISE EXCEPTION 'backoff_base must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF q.backoff_max IS NULL OR q.backoff_max < q.backoff_base THEN
+    -- Every interval within its bounds: a value past them would overflow
+    -- timestamp arithmetic in claim, fail or retention later.
+    PERFORM jobq._check_interval('backoff_base', q.backoff_base);
+    PERFORM jobq._check_interval('backoff_max', q.backoff_max);
+    IF q.backoff_max < q.backoff_base THEN
         RAISE EXCEPTION 'backoff_max must be at least backoff_base' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF q.backoff_jitter IS NULL OR q.backoff_jitter < 0 OR q.backoff_jitter > 1 THEN
         RAISE EXCEPTION 'backoff_jitter must be between 0 and 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF q.lease IS NULL OR q.lease <= interval '0' THEN
-        RAISE EXCEPTION 'lease must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF q.retention IS NULL OR q.retention < interval '0' THEN
-        RAISE EXCEPTION 'retention must not be negative' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM jobq._check_interval('lease', q.lease);
+    PERFORM jobq._check_interval('retention', q.retention);
     IF q.concurrency IS NOT NULL AND q.concurrency <= 0 THEN
         RAISE EXCEPTION 'concurrency must be positive'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use NULL for no limit.';
     END IF;
-    IF q.handler_timeout IS NOT NULL AND q.handler_timeout <= interval '0' THEN
-        RAISE EXCEPTION 'handler_timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    IF q.handler_timeout IS NOT NULL THEN
+        PERFORM jobq._check_interval('handler_timeout', q.handler_timeout);
     END IF;
     IF q.handler IS NOT NULL THEN
         PERFORM jobq._check_handler(q.handler);
@@ -169,6 +166,9 @@ BEGIN
     END IF;
     DELETE FROM jobq.job j WHERE j.queue = q.name;
     DELETE FROM jobq.archive a WHERE a.queue = q.name;
+    -- After the archive rows, under the lock jobq._tally_advance orders with.
+    LOCK TABLE jobq.archive_tally IN ROW EXCLUSIVE MODE;
+    DELETE FROM jobq.archive_tally t WHERE t.queue = q.name;
     DELETE FROM jobq.queue t WHERE t.name = q.name;
 END
 $$;

@@ -26,6 +26,16 @@ CREATE VIEW jobq.jobs AS
            NULL::timestamptz, a.progress, a.errors, a.result
     FROM jobq.archive a;
 
+-- The archive tally's mark (see jobq.archive_tally): archive rows finished
+-- before it are counted there, rows finished since are counted from the
+-- archive.
+CREATE FUNCTION jobq._tally_mark()
+RETURNS timestamptz LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT m.counted_until FROM jobq.archive_tally_mark m), '-infinity')
+$$;
+
 CREATE VIEW jobq.queues AS
     SELECT name, paused, max_attempts, backoff_base, backoff_max, backoff_jitter, lease,
            retention, concurrency, handler, handler_timeout, owner, created_at
@@ -33,7 +43,10 @@ CREATE VIEW jobq.queues AS
 
 -- Per queue: live counts by displayed state, the age of the oldest due job,
 -- and the last five minutes of finished work from the archive's
--- (queue, finished_at) index. Finished totals are over what retention keeps.
+-- (queue, finished_at) index. Finished totals are over what retention
+-- keeps, at the cost of the recent window rather than the whole archive:
+-- completed and cancelled jobs from the archive tally (00_schema.sql) plus
+-- the rows finished since its mark, dead jobs from their partial index.
 CREATE VIEW jobq.queue_stats AS
     SELECT q.name AS queue, q.paused,
            coalesce(live.available, 0) AS available,
@@ -63,10 +76,16 @@ CREATE VIEW jobq.queue_stats AS
                                   AND (j.errors -> -1 ->> 'at')::timestamptz > now() - interval '5 minutes') AS failed_5m
         FROM jobq.job j WHERE j.queue = q.name) live ON true
     LEFT JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE a.state = 'completed') AS completed,
-               count(*) FILTER (WHERE a.state = 'cancelled') AS cancelled,
-               count(*) FILTER (WHERE a.state = 'dead') AS dead
-        FROM jobq.archive a WHERE a.queue = q.name) fin ON true
+        SELECT (SELECT count(*) FROM jobq.archive a WHERE a.queue = q.name AND a.state = 'dead') AS dead,
+               coalesce(tally.completed, 0) + since.completed AS completed,
+               coalesce(tally.cancelled, 0) + since.cancelled AS cancelled
+        FROM (SELECT sum(t.jobs) FILTER (WHERE t.state = 'completed')::bigint AS completed,
+                     sum(t.jobs) FILTER (WHERE t.state = 'cancelled')::bigint AS cancelled
+              FROM jobq.archive_tally t WHERE t.queue = q.name) tally,
+             (SELECT count(*) FILTER (WHERE a.state = 'completed') AS completed,
+                     count(*) FILTER (WHERE a.state = 'cancelled') AS cancelled
+              FROM jobq.archive a
+              WHERE a.queue = q.name AND a.finished_at >= jobq._tally_mark()) since) fin ON true
     LEFT JOIN LATERAL (
         SELECT count(*) FILTER (WHERE a.state = 'completed') AS completed_5m,
                count(*) FILTER (WHERE a.state = 'dead') AS dead_5m,
@@ -76,10 +95,15 @@ CREATE VIEW jobq.queue_stats AS
 
 -- job(id): one job, live or finished.
 CREATE FUNCTION jobq.job(id bigint)
-RETURNS SETOF jobq.jobs LANGUAGE sql STABLE SECURITY DEFINER
+RETURNS SETOF jobq.jobs LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM jobq.jobs j WHERE j.id = $1
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY SELECT * FROM jobq.jobs j WHERE j.id = $1;
+END
 $$;
 
 -- cancel(id): a waiting or running job is finished as 'cancelled'. A
@@ -90,6 +114,9 @@ RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     WITH gone AS (
         DELETE FROM jobq.job j WHERE j.id = $1 RETURNING j.*
     )
@@ -118,8 +145,12 @@ AS $$
 DECLARE
     q text;
     st text;
+    fin timestamptz;
 BEGIN
-    SELECT a.queue, a.state INTO q, st FROM jobq.archive a WHERE a.id = $1 FOR UPDATE;
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT a.queue, a.state, a.finished_at INTO q, st, fin FROM jobq.archive a WHERE a.id = $1 FOR UPDATE;
     IF NOT FOUND THEN
         IF EXISTS (SELECT 1 FROM jobq.job j WHERE j.id = $1) THEN
             RAISE EXCEPTION 'job % has not finished', $1
@@ -146,6 +177,7 @@ BEGIN
         RAISE EXCEPTION 'job % cannot be retried: another unfinished job has its unique key', $1
             USING ERRCODE = 'unique_violation';
     END;
+    PERFORM jobq._tally_forget(q, st, fin, 1);
     PERFORM jobq._note_wakeup(q, now());
     RETURN true;
 END

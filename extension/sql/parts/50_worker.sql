@@ -86,6 +86,90 @@ AS $$
     ORDER BY j.run_at LIMIT 1
 $$;
 
+-- The archive tally (jobq.archive_tally, read by jobq.queue_stats; its
+-- mark is jobq._tally_mark() in 40_operations.sql) ------------------------
+
+-- Takes `jobs` deleted archive rows of (queue, state) finished at
+-- `finished_at` off the tally; call it after the DELETE, in the same
+-- transaction. The lock orders it with _tally_advance: either the advance
+-- counted before the delete committed (and the new mark is read here), or
+-- it starts after this transaction commits and never sees the rows.
+CREATE FUNCTION jobq._tally_forget(queue text, state text, finished_at timestamptz, jobs bigint)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF state NOT IN ('completed', 'cancelled') OR jobs = 0 THEN
+        RETURN;
+    END IF;
+    LOCK TABLE jobq.archive_tally IN ROW EXCLUSIVE MODE;
+    IF finished_at < jobq._tally_mark() THEN
+        UPDATE jobq.archive_tally t SET jobs = t.jobs - _tally_forget.jobs
+        WHERE t.queue = _tally_forget.queue AND t.state = _tally_forget.state;
+    END IF;
+END
+$$;
+
+-- Moves the mark forward, adding the archive rows finished between the old
+-- and the new mark to the tally (queue by queue, through the archive's
+-- (queue, finished_at) index). The new mark is older than every open
+-- transaction (a transaction's archive rows carry its start time as
+-- finished_at, so none it may still commit can fall behind the mark), and
+-- a minute older than now (the start time of a transaction that has just
+-- begun may not be visible in pg_stat_activity yet). It does not move
+-- while a prepared transaction is pending (its start time is not known),
+-- or for a caller who cannot see every session's transaction start.
+-- Returns the mark.
+CREATE FUNCTION jobq._tally_advance()
+RETURNS timestamptz LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_mark timestamptz;
+    new_mark timestamptz;
+    q text;
+BEGIN
+    IF NOT pg_catalog.pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts) THEN
+        RETURN jobq._tally_mark();
+    END IF;
+    LOCK TABLE jobq.archive_tally IN EXCLUSIVE MODE;
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    SELECT least(now() - interval '1 minute', min(a.xact_start)) INTO new_mark
+    FROM pg_catalog.pg_stat_activity a
+    WHERE a.xact_start IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid();
+    old_mark := jobq._tally_mark();
+    IF new_mark <= old_mark THEN
+        RETURN old_mark;
+    END IF;
+    FOR q IN SELECT t.name FROM jobq.queue t ORDER BY t.name LOOP
+        INSERT INTO jobq.archive_tally AS t (queue, state, jobs)
+        SELECT q, a.state, count(*) FROM jobq.archive a
+        WHERE a.queue = q AND a.finished_at >= old_mark AND a.finished_at < new_mark
+          AND a.state IN ('completed', 'cancelled')
+        GROUP BY a.state
+        ON CONFLICT ON CONSTRAINT archive_tally_pkey DO UPDATE SET jobs = t.jobs + excluded.jobs;
+    END LOOP;
+    INSERT INTO jobq.archive_tally_mark AS m (counted_until) VALUES (new_mark)
+    ON CONFLICT ON CONSTRAINT archive_tally_mark_pkey DO UPDATE SET counted_until = excluded.counted_until;
+    RETURN new_mark;
+END
+$$;
+
+-- Counts the tally again from the whole archive: after completed or
+-- cancelled jobs were deleted from jobq.archive by hand. Returns the mark.
+CREATE FUNCTION jobq._tally_rebuild()
+RETURNS timestamptz LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE jobq.archive_tally IN EXCLUSIVE MODE;
+    DELETE FROM jobq.archive_tally;
+    DELETE FROM jobq.archive_tally_mark;
+    RETURN jobq._tally_advance();
+END
+$$;
+
 -- Lease rescue. Running jobs whose lease expired (or, with held_by, every
 -- running job claimed under that worker name: a handler worker that
 -- restarted holds nothing) go back to 'retryable' with the queue's backoff,
@@ -93,7 +177,10 @@ $$;
 -- last. Fenced like every settle call: the rows are locked with SKIP LOCKED
 -- (a job being settled right now is left alone), and both writes require
 -- the lease token read under that lock, so a job completed, cancelled or
--- re-claimed meanwhile is never touched. Returns the number rescued.
+-- re-claimed meanwhile is never touched. Queue by queue, each in its own
+-- subtransaction: one queue whose rescue fails (say, settings edited past
+-- their bounds behind alter_queue's back) gets a warning each turn and
+-- never holds up another queue's. Returns the number rescued.
 CREATE FUNCTION jobq._rescue(rescuer text, max_jobs integer DEFAULT 1000,
                              held_by text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql
@@ -104,43 +191,61 @@ DECLARE
                         THEN pg_catalog.format('lease expired (rescued by worker %s)', rescuer)
                         ELSE pg_catalog.format('worker %s stopped while running the job (rescued by worker %s)',
                                                held_by, rescuer) END;
+    horizon timestamptz := CASE WHEN held_by IS NULL THEN now() ELSE 'infinity' END;
+    qname text;
+    n bigint := 0;
     n_dead bigint;
     n_retry bigint;
 BEGIN
-    WITH expired AS MATERIALIZED (
-        SELECT j.id, j.lease_token FROM jobq.job j
-        WHERE j.state = 'running'
-          AND j.lease_expires_at < CASE WHEN held_by IS NULL THEN now() ELSE 'infinity' END
-          AND (held_by IS NULL OR j.worker = held_by)
-        ORDER BY j.lease_expires_at
-        LIMIT max_jobs
-        FOR UPDATE SKIP LOCKED
-    ), dead AS (
-        DELETE FROM jobq.job j USING expired e
-        WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
-          AND j.attempt >= j.max_attempts
-        RETURNING j.*
-    ), archived AS (
-        INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt, max_attempts,
-                                  unique_key, worker, progress, errors, result, created_at,
-                                  attempted_at, finished_at)
-        SELECT d.id, d.queue, 'dead', d.payload, d.priority, d.run_at, d.attempt, d.max_attempts,
-               d.unique_key, d.worker, d.progress, jobq._append_error(d.errors, d.attempt, reason),
-               NULL, d.created_at, d.attempted_at, now()
-        FROM dead d
-        RETURNING 1
-    ), retried AS (
-        UPDATE jobq.job j
-        SET state = 'retryable', lease_token = NULL, lease_expires_at = NULL,
-            run_at = now() + jobq.backoff(j.attempt, q.backoff_base, q.backoff_max, q.backoff_jitter),
-            errors = jobq._append_error(j.errors, j.attempt, reason)
-        FROM expired e, jobq.queue q
-        WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
-          AND j.attempt < j.max_attempts AND q.name = j.queue
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM archived), (SELECT count(*) FROM retried) INTO n_dead, n_retry;
-    RETURN n_dead + n_retry;
+    FOR qname IN SELECT DISTINCT j.queue FROM jobq.job j
+                 WHERE j.state = 'running' AND j.lease_expires_at < horizon
+                   AND (held_by IS NULL OR j.worker = held_by)
+                 ORDER BY j.queue LOOP
+        EXIT WHEN n >= max_jobs;
+        BEGIN
+            WITH expired AS MATERIALIZED (
+                SELECT j.id, j.lease_token FROM jobq.job j
+                WHERE j.state = 'running' AND j.lease_expires_at < horizon AND j.queue = qname
+                  AND (held_by IS NULL OR j.worker = held_by)
+                ORDER BY j.lease_expires_at
+                LIMIT max_jobs - n
+                FOR UPDATE SKIP LOCKED
+            ), dead AS (
+                DELETE FROM jobq.job j USING expired e
+                WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
+                  AND j.attempt >= j.max_attempts
+                RETURNING j.*
+            ), archived AS (
+                INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt,
+                                          max_attempts, unique_key, worker, progress, errors,
+                                          result, created_at, attempted_at, finished_at)
+                SELECT d.id, d.queue, 'dead', d.payload, d.priority, d.run_at, d.attempt,
+                       d.max_attempts, d.unique_key, d.worker, d.progress,
+                       jobq._append_error(d.errors, d.attempt, reason), NULL, d.created_at,
+                       d.attempted_at, now()
+                FROM dead d
+                RETURNING 1
+            ), retried AS (
+                UPDATE jobq.job j
+                SET state = 'retryable', lease_token = NULL, lease_expires_at = NULL,
+                    run_at = now() + jobq.backoff(j.attempt, q.backoff_base, q.backoff_max,
+                                                  q.backoff_jitter),
+                    errors = jobq._append_error(j.errors, j.attempt, reason)
+                FROM expired e, jobq.queue q
+                WHERE j.id = e.id AND j.lease_token = e.lease_token AND j.state = 'running'
+                  AND j.attempt < j.max_attempts AND q.name = j.queue
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM archived), (SELECT count(*) FROM retried)
+            INTO n_dead, n_retry;
+            n := n + n_dead + n_retry;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'jobq: lease rescue skipped queue "%": %', qname, SQLERRM
+                USING DETAIL = pg_catalog.format('SQLSTATE %s. Other queues are rescued as usual.',
+                                                 SQLSTATE);
+        END;
+    END LOOP;
+    RETURN n;
 END
 $$;
 
@@ -148,7 +253,11 @@ $$;
 -- older than their queue's retention, oldest first, through the archive's
 -- (queue, finished_at) index. Dead jobs stay until an operator retries or
 -- deletes them. Returns the number deleted; the worker calls it again while
--- it returns a full batch, one short transaction each.
+-- it returns a full batch, one short transaction each. Queue by queue,
+-- each in its own subtransaction: a queue whose pruning fails gets a
+-- warning and never stops another queue's retention. Each turn first
+-- advances the archive tally of jobq.queue_stats, and takes what it
+-- deletes off the tally.
 CREATE FUNCTION jobq._prune(max_jobs integer DEFAULT 1000)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -157,18 +266,38 @@ DECLARE
     q record;
     n bigint := 0;
     k bigint;
+    mark timestamptz;
 BEGIN
+    -- Locks the tally until commit: the decrements below read its mark,
+    -- which no advance moves meanwhile.
+    PERFORM jobq._tally_advance();
+    LOCK TABLE jobq.archive_tally IN ROW EXCLUSIVE MODE;
+    mark := jobq._tally_mark();
     FOR q IN SELECT t.name, t.retention FROM jobq.queue t ORDER BY t.name LOOP
         EXIT WHEN n >= max_jobs;
-        DELETE FROM jobq.archive a
-        WHERE a.id IN (SELECT a2.id FROM jobq.archive a2
-                       WHERE a2.queue = q.name AND a2.finished_at < now() - q.retention
-                         AND a2.state <> 'dead'
-                       ORDER BY a2.finished_at
-                       LIMIT max_jobs - n
-                       FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS k = ROW_COUNT;
-        n := n + k;
+        BEGIN
+            WITH gone AS (
+                DELETE FROM jobq.archive a
+                WHERE a.id IN (SELECT a2.id FROM jobq.archive a2
+                               WHERE a2.queue = q.name AND a2.finished_at < now() - q.retention
+                                 AND a2.state <> 'dead'
+                               ORDER BY a2.finished_at
+                               LIMIT max_jobs - n
+                               FOR UPDATE SKIP LOCKED)
+                RETURNING a.state, a.finished_at
+            ), tallied AS (
+                UPDATE jobq.archive_tally t SET jobs = t.jobs - g.jobs
+                FROM (SELECT gone.state, count(*) AS jobs FROM gone
+                      WHERE gone.finished_at < mark GROUP BY gone.state) g
+                WHERE t.queue = q.name AND t.state = g.state
+            )
+            SELECT count(*) INTO k FROM gone;
+            n := n + k;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'jobq: retention skipped queue "%": %', q.name, SQLERRM
+                USING DETAIL = pg_catalog.format('SQLSTATE %s. Other queues are pruned as usual.',
+                                                 SQLSTATE);
+        END;
     END LOOP;
     RETURN n;
 END
@@ -253,7 +382,10 @@ AS $$
 DECLARE
     next_run timestamptz;
 BEGIN
-    IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' THEN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'schedule name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' THEN
         RAISE EXCEPTION 'invalid schedule name "%"', name
             USING ERRCODE = 'invalid_name',
                   DETAIL = 'Schedule names are 1 to 100 letters, digits, ''_'', ''.'', '':'' or ''-'', starting with a letter or digit.';
@@ -305,6 +437,9 @@ RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'schedule name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     DELETE FROM jobq.periodic p WHERE p.name = unschedule.name;
     IF FOUND THEN
         RETURN true;
@@ -389,6 +524,10 @@ CREATE VIEW jobq.worker AS SELECT * FROM jobq.worker_status();
 GRANT EXECUTE ON FUNCTION jobq._note_wakeup(text, timestamptz) TO jobq_admin;
 GRANT EXECUTE ON FUNCTION jobq._check_handler(regprocedure) TO jobq_admin;
 GRANT EXECUTE ON FUNCTION jobq._rescue(text, integer, text), jobq._prune(integer) TO jobq_admin;
+GRANT EXECUTE ON FUNCTION jobq._tally_forget(text, text, timestamptz, bigint),
+    jobq._tally_advance(), jobq._tally_rebuild()
+TO jobq_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON jobq.archive_tally, jobq.archive_tally_mark TO jobq_admin;
 GRANT EXECUTE ON FUNCTION
     jobq.schedule(text, text, text, jsonb, text, integer, integer),
     jobq.unschedule(text, boolean),

@@ -24,8 +24,11 @@ GRANT EXECUTE ON FUNCTION
 TO jobq_worker;
 
 GRANT SELECT ON jobq.jobs, jobq.queues, jobq.queue_stats TO jobq_monitor;
-GRANT EXECUTE ON FUNCTION jobq.job(bigint), jobq._display_state(text, timestamptz)
+GRANT EXECUTE ON FUNCTION jobq.job(bigint), jobq._display_state(text, timestamptz),
+    jobq._tally_mark()
 TO jobq_monitor;
+-- queue_stats reads the tally's mark through jobq._tally_mark().
+GRANT SELECT ON jobq.archive_tally_mark TO jobq_monitor;
 
 -- Admins: every role's calls, plus queue management and job operations,
 -- which run with the admin's own table privileges (SECURITY INVOKER).
@@ -46,6 +49,7 @@ GRANT EXECUTE ON FUNCTION
     jobq._queue_for_update(text),
     jobq._set_paused(text, boolean),
     jobq._check_queue_name(text),
+    jobq._check_interval(text, interval),
     jobq._append_error(jsonb, integer, text),
     jobq._job_row_valid(text, integer, integer, bigint, timestamptz),
     jobq.backoff(integer, interval, interval, double precision)

@@ -58,15 +58,47 @@ void CheckPayloadSize(std::size_t bytes, std::size_t limit) {
                     "Store large data in a table and enqueue its key.");
 }
 
-void CheckPositiveInterval(const char *what, int64_t microseconds) {
-    if (microseconds <= 0)
-        throw Error(sqlstate::kInvalidParameterValue, fmt::format("{} must be positive", what));
+namespace {
+constexpr int64_t kMs = 1000;
+constexpr int64_t kSecond = 1000 * kMs;
+constexpr int64_t kDay = 86400 * kSecond;
+constexpr int64_t kYear = 360 * kDay;  // 12 months of 30 days
+
+constexpr IntervalBounds kIntervalBounds[] = {
+    {"lease", kSecond, 7 * kDay, "1 second", "7 days"},
+    {"backoff_base", kMs, kDay, "1 millisecond", "1 day"},
+    {"backoff_max", kMs, 30 * kDay, "1 millisecond", "30 days"},
+    {"retention", 0, 10 * kYear, "0", "10 years"},
+    {"handler_timeout", 100 * kMs, kDay, "100 milliseconds", "1 day"},
+    {"retry_in", 0, 10 * kYear, "0", "10 years"},
+    {"delay", 0, 10 * kYear, "0", "10 years"},
+    {"debounce", kMs, 10 * kYear, "1 millisecond", "10 years"},
+    {"unique_window", kMs, 10 * kYear, "1 millisecond", "10 years"},
+};
+}  // namespace
+
+const IntervalBounds *FindIntervalBounds(std::string_view name) {
+    for (const IntervalBounds &b : kIntervalBounds)
+        if (name == b.name) return &b;
+    return nullptr;
 }
 
-void CheckNonNegativeInterval(const char *what, int64_t microseconds) {
-    if (microseconds < 0)
+void CheckIntervalSetting(std::string_view name, int64_t microseconds) {
+    const IntervalBounds *b = FindIntervalBounds(name);
+    if (b == nullptr)
         throw Error(sqlstate::kInvalidParameterValue,
-                    fmt::format("{} must not be negative", what));
+                    fmt::format("\"{}\" is not an interval setting", name));
+    if (microseconds < b->min_us || microseconds > b->max_us)
+        throw Error(sqlstate::kInvalidParameterValue,
+                    fmt::format("{} must be between {} and {}", name, b->min_text, b->max_text));
+}
+
+void CheckUniqueKeyLength(std::string_view what, std::size_t bytes) {
+    if (bytes > kMaxUniqueKeyLength)
+        throw Error(sqlstate::kProgramLimitExceeded,
+                    fmt::format("{} is too long ({} bytes)", what, bytes),
+                    fmt::format("Unique keys have at most {} bytes.", kMaxUniqueKeyLength),
+                    "Use a digest of a longer key, such as md5(key).");
 }
 
 UniqueMode ParseUniqueMode(std::string_view mode) {

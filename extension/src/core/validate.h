@@ -31,9 +31,32 @@ void CheckPriority(int64_t priority);  // fits smallint
 // Payload size is the jsonb's binary size, compared to jobq.max_payload_size.
 void CheckPayloadSize(std::size_t bytes, std::size_t limit);
 
-// what names the argument in the message ("lease", "retry_in", ...).
-void CheckPositiveInterval(const char *what, int64_t microseconds);
-void CheckNonNegativeInterval(const char *what, int64_t microseconds);
+// Bounds of every interval a user sets, as a queue option or a call's
+// argument, by its name (docs/api.md lists them). The minimum keeps a value
+// meaningful (a lease shorter than a second expires before a runner can
+// heartbeat); the maximum keeps now() +/- the value far inside the range of
+// timestamptz, so no setting can make a claim, a retry or retention fail
+// later with "timestamp out of range". Microseconds as IntervalMicros
+// counts them (a month is 30 days, a year 360 days, as Postgres compares
+// intervals).
+struct IntervalBounds {
+    const char *name;  // "lease", "backoff_base", "retry_in", ...
+    int64_t min_us;
+    int64_t max_us;
+    const char *min_text;  // for the message: "1 second"
+    const char *max_text;  // "7 days"
+};
+// nullptr for a name that has no bounds.
+const IntervalBounds *FindIntervalBounds(std::string_view name);
+// Throws 22023 "<name> must be between <min> and <max>" when out of bounds,
+// and 22023 for a name without bounds (a programming error).
+void CheckIntervalSetting(std::string_view name, int64_t microseconds);
+
+// Unique keys are stored in two btree indexes with the queue name; a key
+// longer than this could not fit an index row (2704 bytes).
+inline constexpr std::size_t kMaxUniqueKeyLength = 1024;
+// what: "unique_key", or "unique_keys" with the element's position.
+void CheckUniqueKeyLength(std::string_view what, std::size_t bytes);
 
 enum class UniqueMode { kKeep, kReplace, kDebounce };
 UniqueMode ParseUniqueMode(std::string_view mode);

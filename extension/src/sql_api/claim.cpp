@@ -94,10 +94,10 @@ Datum jobq_claim(PG_FUNCTION_ARGS) {
     ArrayType *queue_array = PG_GETARG_ARRAYTYPE_P(0);
     int32 max_jobs = PG_GETARG_INT32(2);
     bool has_lease = !PG_ARGISNULL(3);
-    int64 lease_us = has_lease ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(3)) : 1;
+    int64 lease_us = has_lease ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(3)) : 0;
     jobq::pg::CallCpp([&] {
         jobq::CheckClaimBatch(max_jobs);
-        jobq::CheckPositiveInterval("lease", lease_us);
+        if (has_lease) jobq::CheckIntervalSetting("lease", lease_us);
     });
 
     Datum *names;

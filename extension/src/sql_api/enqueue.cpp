@@ -164,6 +164,11 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
     jobq::sql::CheckPayload(payload);
 
     bool has_key = !PG_ARGISNULL(5);
+    if (has_key) {
+        // Before the index does: its own error names neither the argument nor the limit.
+        Size key_bytes = toast_raw_datum_size(PG_GETARG_DATUM(5)) - VARHDRSZ;
+        jobq::pg::CallCpp([&] { jobq::CheckUniqueKeyLength("unique_key", key_bytes); });
+    }
     char *mode_text = PG_ARGISNULL(6) ? pstrdup("keep") : jobq::sql::TextArg(fcinfo, 6);
     bool has_debounce = !PG_ARGISNULL(7);
     int64 debounce_us = has_debounce ? jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(7)) : 0;
@@ -183,9 +188,9 @@ Datum jobq_enqueue(PG_FUNCTION_ARGS) {
                         "unique_mode \"debounce\" requires a debounce interval");
         if (has_debounce && m != jobq::UniqueMode::kDebounce)
             throw Error(kInvalidParameterValue, "debounce requires unique_mode \"debounce\"");
-        if (has_debounce) jobq::CheckPositiveInterval("debounce", debounce_us);
+        if (has_debounce) jobq::CheckIntervalSetting("debounce", debounce_us);
         if (has_window) {
-            jobq::CheckPositiveInterval("unique_window", window_us);
+            jobq::CheckIntervalSetting("unique_window", window_us);
             if (m != jobq::UniqueMode::kKeep)
                 throw Error(kInvalidParameterValue, "unique_window requires unique_mode \"keep\"");
         }

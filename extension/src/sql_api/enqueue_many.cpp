@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/validate.h"
 #include "pg/guard.h"
 #include "pg/owner_rights.h"
 #include "pg/spi.h"
@@ -24,6 +25,7 @@
 #include "worker/wakeup.h"
 
 extern "C" {
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 }
@@ -78,6 +80,17 @@ Datum jobq_enqueue_many(PG_FUNCTION_ARGS) {
                             errmsg("unique_keys must have one element per payload"),
                             errdetail("%d payloads, %d unique keys.", n, nkeys),
                             errhint("Use NULL for a payload without a key.")));
+        for (int i = 0; i < n; ++i) {
+            if (key_nulls[i]) continue;
+            Size key_bytes = toast_raw_datum_size(key_elems[i]) - VARHDRSZ;
+            if (key_bytes > jobq::kMaxUniqueKeyLength)
+                ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                                errmsg("unique_keys element %d is too long (%zu bytes)", i + 1,
+                                       static_cast<size_t>(key_bytes)),
+                                errdetail("Unique keys have at most %zu bytes.",
+                                          jobq::kMaxUniqueKeyLength),
+                                errhint("Use a digest of a longer key, such as md5(key).")));
+        }
     }
 
     jobq::pg::BeginMaterializedResult(fcinfo);

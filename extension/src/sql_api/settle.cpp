@@ -18,6 +18,7 @@
 #include "pg/settings.h"
 #include "pg/spi.h"
 #include "sql_api/args.h"
+#include "sql_api/settle_isolated.h"
 #include "sql_api/statements.h"
 #include "store/complete_direct.h"
 #include "worker/wakeup.h"
@@ -62,15 +63,11 @@ int ReadIdsAndTokens(FunctionCallInfo fcinfo, int64 **out_ids = nullptr,
     return n;
 }
 
-void CheckInterval(FunctionCallInfo fcinfo, int n, const char *what, bool positive) {
+// Argument n, unless NULL, within the bounds of the interval setting `what`.
+void CheckInterval(FunctionCallInfo fcinfo, int n, const char *what) {
     if (PG_ARGISNULL(n)) return;
     int64 us = jobq::sql::IntervalMicros(PG_GETARG_INTERVAL_P(n));
-    jobq::pg::CallCpp([&] {
-        if (positive)
-            jobq::CheckPositiveInterval(what, us);
-        else
-            jobq::CheckNonNegativeInterval(what, us);
-    });
+    jobq::pg::CallCpp([&] { jobq::CheckIntervalSetting(what, us); });
 }
 
 // Wakes the queues of the rows in SPI_tuptable (queue, run_at columns).
@@ -110,6 +107,98 @@ Datum SingletonArray(Datum value, Oid type) {
     return PointerGetDatum(construct_array(&value, 1, type, typlen, typbyval, typalign));
 }
 
+// ints[first .. first + count) as a bigint[].
+Datum BigintSlice(const int64 *ints, int first, int count) {
+    Datum *datums = static_cast<Datum *>(palloc(sizeof(Datum) * (count + 1)));
+    for (int k = 0; k < count; ++k) datums[k] = Int64GetDatum(ints[first + k]);
+    return jobq::sql::SliceArray(datums, nullptr, 0, count, INT8OID);
+}
+
+// One call of complete: its arguments, read once.
+struct CompleteCall {
+    FunctionCallInfo fcinfo;
+    int64 *ids;
+    int64 *tokens;
+    Datum *results;  // null: no results given
+    bool *result_nulls;
+    int n;
+};
+
+// Completes entries [first, first + count) of a complete call and emits
+// their ids (for SettleIsolated).
+void CompleteEntries(void *context, int first, int count) {
+    CompleteCall *call = static_cast<CompleteCall *>(context);
+    FunctionCallInfo fcinfo = call->fcinfo;
+    Datum *results = call->results != nullptr ? call->results + first : nullptr;
+    bool *result_nulls = call->results != nullptr ? call->result_nulls + first : nullptr;
+    if (jobq::store::CompleteDirect(fcinfo, call->ids + first, call->tokens + first, count, results,
+                                  result_nulls) >= 0)
+        return;
+    // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
+    bool whole = first == 0 && count == call->n;
+    Datum values[3];
+    if (whole) {
+        values[0] = PG_GETARG_DATUM(0);
+        values[1] = PG_GETARG_DATUM(1);
+        values[2] = PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2);
+    } else {
+        values[0] = BigintSlice(call->ids, first, count);
+        values[1] = BigintSlice(call->tokens, first, count);
+        values[2] = results != nullptr ? jobq::sql::SliceArray(call->results, call->result_nulls,
+                                                               first, count, JSONBOID)
+                                       : 0;
+    }
+    char nulls[4] = {' ', ' ', results == nullptr ? 'n' : ' ', '\0'};
+    SPI_connect();
+    jobq::pg::ExecPlan(&stmt::complete_jobs, values, nulls, false);
+    for (uint64 row = 0; row < SPI_processed; ++row) {
+        bool isnull;
+        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
+        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
+    }
+    SPI_finish();
+}
+
+// One call of fail_many: its arguments, read once (null arrays: not given).
+struct FailManyCall {
+    FunctionCallInfo fcinfo;
+    int64 *ids;
+    int64 *tokens;
+    Datum *errors;
+    bool *error_nulls;
+    Datum *retry_in;
+    bool *retry_nulls;
+    Datum *discard;
+    bool *discard_nulls;
+    int n;
+};
+
+// Fails entries [first, first + count) of a fail_many call and emits their
+// (id, state) rows (for SettleIsolated).
+void FailManyEntries(void *context, int first, int count) {
+    FailManyCall *call = static_cast<FailManyCall *>(context);
+    FunctionCallInfo fcinfo = call->fcinfo;
+    auto emit = [&](Datum *out) {
+        bool nulls[2] = {false, false};
+        jobq::pg::PutResultRow(fcinfo, out, nulls);
+    };
+    if (first == 0 && count == call->n) {
+        RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+                PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
+                PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ', emit);
+        return;
+    }
+    using jobq::sql::SliceArray;
+    RunFail(
+        BigintSlice(call->ids, first, count), BigintSlice(call->tokens, first, count),
+        SliceArray(call->errors, call->error_nulls, first, count, TEXTOID),
+        call->retry_in ? SliceArray(call->retry_in, call->retry_nulls, first, count, INTERVALOID)
+                       : 0,
+        call->retry_in ? ' ' : 'n',
+        call->discard ? SliceArray(call->discard, call->discard_nulls, first, count, BOOLOID) : 0,
+        call->discard ? ' ' : 'n', emit);
+}
+
 }  // namespace
 
 extern "C" {
@@ -124,27 +213,11 @@ PG_FUNCTION_INFO_V1(jobq_release);
 
 // complete(ids bigint[], tokens bigint[], results jsonb[]) returns setof bigint
 Datum jobq_complete(PG_FUNCTION_ARGS) {
-    int64 *ids;
-    int64 *tokens;
-    int n = ReadIdsAndTokens(fcinfo, &ids, &tokens);
-    Datum *results = nullptr;
-    bool *result_nulls = nullptr;
-    CheckParallelArray(fcinfo, 2, "results", n, JSONBOID, &results, &result_nulls);
+    CompleteCall call{fcinfo, nullptr, nullptr, nullptr, nullptr, 0};
+    call.n = ReadIdsAndTokens(fcinfo, &call.ids, &call.tokens);
+    CheckParallelArray(fcinfo, 2, "results", call.n, JSONBOID, &call.results, &call.result_nulls);
     jobq::pg::BeginMaterializedResult(fcinfo);
-    if (jobq::store::CompleteDirect(fcinfo, ids, tokens, n, results, result_nulls) >= 0)
-        return static_cast<Datum>(0);
-    // jobq.job or jobq.archive with rules of its user's: the SQL applies them.
-    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-                       PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
-    char nulls[4] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', '\0'};
-    SPI_connect();
-    jobq::pg::ExecPlan(&stmt::complete_jobs, values, nulls, false);
-    for (uint64 row = 0; row < SPI_processed; ++row) {
-        bool isnull;
-        Datum id = jobq::pg::ResultValue(row, 1, &isnull);
-        jobq::pg::PutResultRow(fcinfo, &id, &isnull);
-    }
-    SPI_finish();
+    jobq::sql::SettleIsolated(call.ids, call.n, "completed", CompleteEntries, &call);
     return static_cast<Datum>(0);
 }
 
@@ -152,7 +225,7 @@ Datum jobq_complete(PG_FUNCTION_ARGS) {
 Datum jobq_fail(PG_FUNCTION_ARGS) {
     jobq::sql::RequireArg(fcinfo, 0, "id");
     jobq::sql::RequireArg(fcinfo, 1, "token");
-    CheckInterval(fcinfo, 3, "retry_in", false);
+    CheckInterval(fcinfo, 3, "retry_in");
     bool discard = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
     Datum error = PG_ARGISNULL(2) ? CStringGetTextDatum("unknown error") : PG_GETARG_DATUM(2);
     text *state = nullptr;
@@ -172,36 +245,28 @@ Datum jobq_fail(PG_FUNCTION_ARGS) {
 // fail_many(ids, tokens, errors, retry_in interval[], discard boolean[])
 //   returns table (id bigint, state text)
 Datum jobq_fail_many(PG_FUNCTION_ARGS) {
-    int n = ReadIdsAndTokens(fcinfo);
+    FailManyCall call{};
+    call.fcinfo = fcinfo;
+    call.n = ReadIdsAndTokens(fcinfo, &call.ids, &call.tokens);
     jobq::sql::RequireArg(fcinfo, 2, "errors");
-    CheckParallelArray(fcinfo, 2, "errors", n, TEXTOID);
-    CheckParallelArray(fcinfo, 3, "retry_in", n, INTERVALOID);
-    CheckParallelArray(fcinfo, 4, "discard", n, BOOLOID);
-    if (!PG_ARGISNULL(3)) {
-        Datum *values;
-        bool *nulls;
-        int count =
-            jobq::pg::DatumArrayElements(PG_GETARG_ARRAYTYPE_P(3), INTERVALOID, &values, &nulls);
-        for (int i = 0; i < count; ++i) {
-            if (nulls[i]) continue;
-            int64 us = jobq::sql::IntervalMicros(DatumGetIntervalP(values[i]));
-            jobq::pg::CallCpp([&] { jobq::CheckNonNegativeInterval("retry_in", us); });
-        }
+    CheckParallelArray(fcinfo, 2, "errors", call.n, TEXTOID, &call.errors, &call.error_nulls);
+    CheckParallelArray(fcinfo, 3, "retry_in", call.n, INTERVALOID, &call.retry_in,
+                       &call.retry_nulls);
+    CheckParallelArray(fcinfo, 4, "discard", call.n, BOOLOID, &call.discard, &call.discard_nulls);
+    for (int i = 0; call.retry_in != nullptr && i < call.n; ++i) {
+        if (call.retry_nulls[i]) continue;
+        int64 us = jobq::sql::IntervalMicros(DatumGetIntervalP(call.retry_in[i]));
+        jobq::pg::CallCpp([&] { jobq::CheckIntervalSetting("retry_in", us); });
     }
     jobq::pg::BeginMaterializedResult(fcinfo);
-    RunFail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
-            PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3) ? 'n' : ' ',
-            PG_ARGISNULL(4) ? 0 : PG_GETARG_DATUM(4), PG_ARGISNULL(4) ? 'n' : ' ', [&](Datum *out) {
-                bool nulls[2] = {false, false};
-                jobq::pg::PutResultRow(fcinfo, out, nulls);
-            });
+    jobq::sql::SettleIsolated(call.ids, call.n, "failed", FailManyEntries, &call);
     return static_cast<Datum>(0);
 }
 
 // heartbeat(ids, tokens, lease) returns table (id bigint, lease_expires_at timestamptz)
 Datum jobq_heartbeat(PG_FUNCTION_ARGS) {
     ReadIdsAndTokens(fcinfo);
-    CheckInterval(fcinfo, 2, "lease", true);
+    CheckInterval(fcinfo, 2, "lease");
     jobq::pg::BeginMaterializedResult(fcinfo);
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
                        PG_ARGISNULL(2) ? 0 : PG_GETARG_DATUM(2)};
@@ -224,7 +289,7 @@ Datum jobq_snooze(PG_FUNCTION_ARGS) {
     jobq::sql::RequireArg(fcinfo, 0, "id");
     jobq::sql::RequireArg(fcinfo, 1, "token");
     jobq::sql::RequireArg(fcinfo, 2, "delay");
-    CheckInterval(fcinfo, 2, "delay", false);
+    CheckInterval(fcinfo, 2, "delay");
     Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
     SPI_connect();
     jobq::pg::ExecPlan(&stmt::snooze_job, values, nullptr, false);
