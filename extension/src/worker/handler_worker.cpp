@@ -54,8 +54,10 @@ struct Job {
     Oid owner;      // InvalidOid if the role is gone
     char *owner_name;
     int64 timeout_ms;  // 0: none
-    char *call_sql;    // "SELECT schema.fn($1::jsonb)"
+    char *call_sql;    // "SELECT schema.fn($1::jsonb)"; nullptr if the function is gone
     bool returns_jsonb;
+    char *queue;
+    char *handler;  // the queue's handler signature, as stored
 };
 
 struct HandlerState {
@@ -149,13 +151,16 @@ void UnitClaim(void *) {
     Exec(
         "SELECT c.id, c.lease_token, c.payload::text, r.oid, q.owner,"
         "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
-        "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
-        "  p.prorettype = 'jsonb'::regtype "
+        "  CASE WHEN p.oid IS NOT NULL"
+        "       THEN pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname) END,"
+        "  coalesce(p.prorettype = 'jsonb'::regtype, false), q.name, q.handler::text "
         "FROM pg_catalog.unnest($1) AS hq(name) "
         "CROSS JOIN LATERAL jobq.claim(ARRAY[hq.name], $2, $3) c "
         "JOIN jobq.queue q ON q.name = c.queue "
-        "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+        // The handler is stored by signature (text; regprocedure under
+        // 0.1.0's SQL): a dropped function fails its jobs, see RunJobTransaction.
+        "LEFT JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(q.handler::text) "
+        "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
         "LEFT JOIN pg_catalog.pg_roles r ON r.rolname = q.owner "
         "ORDER BY c.priority, c.run_at, c.id",
         3, types, values, nullptr, SPI_OK_SELECT);
@@ -174,6 +179,8 @@ void UnitClaim(void *) {
         j.timeout_ms = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
         j.call_sql = CopyValue(r, 7);
         j.returns_jsonb = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+        j.queue = CopyValue(r, 9);
+        j.handler = CopyValue(r, 10);
     }
     EndWork();
     hs.njobs = n;
@@ -199,6 +206,12 @@ void RunJobTransaction(const Job &j) {
         EndWork();
         return;
     }
+    if (j.call_sql == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+                        errmsg("handler function %s of queue \"%s\" does not exist",
+                               j.handler ? j.handler : "", j.queue ? j.queue : ""),
+                        errhint("Create the function again, or give the queue another handler "
+                                "with jobq.alter_queue.")));
     if (!OidIsValid(j.owner))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("owner role \"%s\" of the queue does not exist",
