@@ -22,6 +22,7 @@
 
 #include "worker/control.h"
 #include "worker/gucs.h"
+#include "worker/restore_guard.h"
 #include "worker/shmem.h"
 #include "worker/tx.h"
 
@@ -396,6 +397,7 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
             st.next_rescue = st.next_prune = 0;  // intervals may have changed
         }
         if (st.slot->stop_requested) proc_exit(0);
+        if (WaitWhileRestoring(dbname)) continue;  // a dump restore is still filling the tables
 
         TimestampTz now = GetCurrentTimestamp();
         // Under a stream of commits, space NOTIFY ticks by at least
