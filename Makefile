@@ -26,7 +26,8 @@ DATA_built  = extension/sql/jobq--$(EXTVERSION).sql $(RELEASED_SQL)
 DATA        = $(wildcard extension/sql/jobq--*--*.sql)
 
 PG_CONFIG  ?= pg_config
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src \
+              -DJOBQ_VERSION='"$(EXTVERSION)"'
 # -MMD -MP: objects are rebuilt when a header they include changes (a stale
 # object compiled against an old struct layout crashes the server).
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fno-omit-frame-pointer -MMD -MP

@@ -224,6 +224,9 @@ for my $from (@released) {
     is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $from,
         "the SQL of $from is still installed");
     check_runs_on($node, $db, "library $current under the SQL of $from", $filled);
+    like(slurp_file($node->logfile),
+        qr/WARNING:  jobq library \Q$current\E runs with the SQL of jobq \Q$from\E in database "$db"\n.*\n.*HINT:  Run ALTER EXTENSION jobq UPDATE in database "$db"\./,
+        "the worker says that ALTER EXTENSION jobq UPDATE is due");
     $node->safe_psql($db, 'ALTER EXTENSION jobq UPDATE');
     my ($diff) = catalog_diff('fresh', $db);
     is($diff, '', "$from, updated after the restart: the catalog equals a fresh install's");

@@ -24,6 +24,7 @@
 #include "worker/gucs.h"
 #include "worker/restore_guard.h"
 #include "worker/shmem.h"
+#include "worker/sql_version.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -382,6 +383,7 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
     bool present = BeginWork("jobq: start");
     char dbname[NAMEDATALEN];
     strlcpy(dbname, get_database_name(dboid), NAMEDATALEN);
+    if (present) WarnIfSqlVersionDiffers(dbname);
     EndWork();
     if (!present) {
         st.extension_gone = true;
