@@ -60,10 +60,17 @@ my $checked = IPC::Run::run([ @upgrade, '--check' ], '>', \$stdout, '2>', \$stde
 ok($checked, 'pg_upgrade --check passes');
 like($stdout, qr/Checking for reg\* data types in user tables\s+ok/, 'no reg* columns in user tables');
 diag("pg_upgrade --check:\n$stdout$stderr") unless $checked;
-my $upgraded = IPC::Run::run(\@upgrade, '>', \$stdout, '2>', \$stderr);
+my $upgraded = IPC::Run::run([ @upgrade, '--retain' ], '>', \$stdout, '2>', \$stderr);
 ok($upgraded, 'pg_upgrade succeeds');
 diag("pg_upgrade:\n$stdout$stderr") unless $upgraded;
 BAIL_OUT('pg_upgrade failed') unless $upgraded;
+# In binary-upgrade mode jobq loads (shared_preload_libraries) but _PG_init
+# returns at once: no launcher, no worker touching the databases.
+my @server_logs = glob($new->data_dir . '/pg_upgrade_output.d/*/log/pg_upgrade_server.log');
+ok(@server_logs, 'pg_upgrade kept its server log');
+my $upgrade_log = join '', map { slurp_file($_) } @server_logs;
+like($upgrade_log, qr/database system is ready/, 'the servers pg_upgrade ran are in that log');
+unlike($upgrade_log, qr/jobq (launcher|worker) started/, 'no jobq worker ran during pg_upgrade');
 
 # First look with the worker kept away, as in the old cluster's snapshots.
 $new->append_conf('postgresql.conf', "jobq.database_names = 'postgres'\n");
