@@ -170,6 +170,18 @@ ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs W
     'a job whose handler function was dropped goes dead');
 like($node->safe_psql('postgres', qq{SELECT errors -> -1 ->> 'error' FROM jobq.jobs WHERE id = $doomed}),
     qr/^handler function app.doomed\(jsonb\) of queue "doomed" does not exist$/, 'with a clear error');
+# A signature written into jobq.queue by hand that does not even parse fails
+# that queue's jobs only.
+$node->safe_psql('postgres', q{
+    SET ROLE app_owner;
+    SELECT jobq.create_queue('garbled', handler => 'app.noop(jsonb)'::regprocedure, max_attempts => 1);
+    SELECT jobq.pause('garbled');
+    UPDATE jobq.queue SET handler = 'app.noop(jsonb' WHERE name = 'garbled';
+});
+my $garbled = $node->safe_psql('postgres', q{SELECT jobq.enqueue('garbled', '{}')});
+$node->safe_psql('postgres', q{SELECT jobq.resume('garbled')});
+ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs WHERE id = $garbled}),
+    'a job whose stored handler does not parse goes dead');
 my $after = $node->safe_psql('postgres', q{SELECT jobq.enqueue('inproc', '{"n": 2}')});
 ok($node->poll_query_until('postgres', qq{SELECT state = 'completed' FROM jobq.jobs WHERE id = $after}),
     'other handler queues keep running');
