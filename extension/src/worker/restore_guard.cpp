@@ -28,7 +28,7 @@ using namespace jobq::worker;
 bool created_with_unchecked_bodies = false;
 
 // Worker side.
-bool restore_over = false;        // for good, in this process
+bool restore_over = false;  // for good, in this process
 bool logged_waiting = false;
 TimestampTz session_gone_at = 0;  // when the worker first saw the restore session gone
 
@@ -40,8 +40,8 @@ constexpr long kPollMs = 250;
 constexpr long kRetryAfterErrorMs = 5000;
 
 struct GuardCheck {
-    bool restoring;        // restore session or helpers connected, or grace not over
-    int pid;               // the restore session
+    bool restoring;  // restore session or helpers connected, or grace not over
+    int pid;         // the restore session
     bool session_connected;
     char application[NAMEDATALEN];
 };
@@ -110,7 +110,8 @@ namespace jobq::worker {
 void NoteUtilityForRestoreGuard(Node *stmt) {
     if (stmt == nullptr || !IsA(stmt, CreateExtensionStmt)) return;
     auto *create = reinterpret_cast<CreateExtensionStmt *>(stmt);
-    if (strcmp(create->extname, "jobq") == 0) created_with_unchecked_bodies = !check_function_bodies;
+    if (strcmp(create->extname, "jobq") == 0)
+        created_with_unchecked_bodies = !check_function_bodies;
 }
 
 bool WaitWhileRestoring(const char *dbname) {
