@@ -35,7 +35,7 @@ TimestampTz session_gone_at = 0;  // when the worker first saw the restore sessi
 // pg_restore -j's workers connect a few milliseconds after its leader
 // disconnected; sessions of the same application that connect within this
 // time after the restore session was seen gone count as its helpers.
-constexpr int kHelperGraceMs = 3000;
+constexpr int kHelperGraceMs = 5000;
 constexpr long kPollMs = 250;
 constexpr long kRetryAfterErrorMs = 5000;
 
