@@ -14,11 +14,20 @@ MODULE_big  = jobq
 SRCS        = $(sort $(wildcard extension/src/*.cpp extension/src/*/*.cpp))
 OBJS        = $(SRCS:.cpp=.o)
 SQL_PARTS   = $(sort $(wildcard extension/sql/parts/*.sql))
-DATA_built  = extension/sql/jobq--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/jobq--*--*.sql))
+# The base script of each released version (VERSION:COMMIT), rebuilt from
+# the parts at its release commit, so that CREATE EXTENSION jobq VERSION
+# '0.1.0' works: test/t/extension_upgrade.pl installs it and updates it.
+# Left out when the git history is not at hand (a source tarball).
+RELEASES    = 0.1.0:6ec4355
+release_commit = $(word 2,$(subst :, ,$(filter $(1):%,$(RELEASES))))
+RELEASED_SQL = $(foreach r,$(RELEASES),$(if $(shell git cat-file -e '$(lastword $(subst :, ,$(r)))^{commit}' 2>/dev/null && echo y),extension/sql/jobq--$(firstword $(subst :, ,$(r))).sql))
+DATA_built  = extension/sql/jobq--$(EXTVERSION).sql $(RELEASED_SQL)
+# Upgrade scripts jobq--A--B.sql: every SQL change ships one (docs/contributing.md).
+DATA        = $(wildcard extension/sql/jobq--*--*.sql)
 
 PG_CONFIG  ?= pg_config
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src \
+              -DJOBQ_VERSION='"$(EXTVERSION)"'
 # -MMD -MP: objects are rebuilt when a header they include changes (a stale
 # object compiled against an old struct layout crashes the server).
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fno-omit-frame-pointer -MMD -MP
@@ -32,13 +41,23 @@ include $(PGXS)
 
 -include $(OBJS:.o=.d)
 
-$(DATA_built): $(SQL_PARTS) jobq.control
+extension/sql/jobq--$(EXTVERSION).sql: $(SQL_PARTS) jobq.control
 	cat $(SQL_PARTS) > $@
+
+# Rebuilt at every make (from git, so cheap): a file left by an older build
+# under the same name must never be installed as the release.
+$(RELEASED_SQL): extension/sql/jobq--%.sql: FORCE
+	@commit=$(call release_commit,$*); \
+	for part in $$(git ls-tree --name-only $$commit extension/sql/parts/ | LC_ALL=C sort); do \
+	  git show $$commit:$$part || exit 1; \
+	done > $@.tmp && if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
 
 RUNNER_BUILD = runner/build
 PREFIX      ?= /usr/local
 
-.PHONY: runner install-runner test demo bench chaos format
+.PHONY: runner install-runner test demo bench chaos format FORCE
 
 all: runner
 

@@ -136,6 +136,56 @@ ok($node->poll_query_until('postgres',
     q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'jobq handler'}),
     'and raised again');
 
+# The handler is stored as its schema-qualified signature (text: pg_upgrade
+# refuses reg* columns), checked at create_queue / alter_queue.
+is($node->safe_psql('postgres', q{SELECT handler FROM jobq.queue WHERE name = 'inproc'}),
+    'app.work(jsonb)', 'handler stored as its signature');
+my ($rc, $stdout, $stderr) = $node->psql('postgres', q{
+    SET ROLE app_owner;
+    SELECT jobq.create_queue('nofn', handler => 'app.missing(jsonb)')});
+like($stderr, qr/function "app.missing\(jsonb\)" does not exist/, 'a missing handler is refused');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq.queue WHERE name = 'nofn'}), '0',
+    'and no queue is created');
+($rc, $stdout, $stderr) = $node->psql('postgres', q{
+    BEGIN;
+    SET ROLE app_owner;
+    UPDATE jobq.queue SET handler = 'app.missing(jsonb)' WHERE name = 'noop';
+    SELECT jobq.alter_queue('noop', lease => '1 minute');
+    ROLLBACK;});
+like($stderr, qr/handler function app.missing\(jsonb\) does not exist/,
+    'alter_queue refuses a stored handler that does not resolve');
+# A dropped handler function fails its jobs with a clear error; the worker
+# and the other handler queues go on.
+$node->safe_psql('postgres', q{
+    SET ROLE app_owner;
+    CREATE FUNCTION app.doomed(p jsonb) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+    SELECT jobq.create_queue('doomed', handler => 'app.doomed(jsonb)'::regprocedure, max_attempts => 2,
+                             backoff_base => '100 milliseconds', backoff_max => '100 milliseconds');
+    SELECT jobq.pause('doomed');
+    DROP FUNCTION app.doomed(jsonb);
+});
+my $doomed = $node->safe_psql('postgres', q{SELECT jobq.enqueue('doomed', '{}')});
+$node->safe_psql('postgres', q{SELECT jobq.resume('doomed')});
+ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs WHERE id = $doomed}),
+    'a job whose handler function was dropped goes dead');
+like($node->safe_psql('postgres', qq{SELECT errors -> -1 ->> 'error' FROM jobq.jobs WHERE id = $doomed}),
+    qr/^handler function app.doomed\(jsonb\) of queue "doomed" does not exist$/, 'with a clear error');
+# A signature written into jobq.queue by hand that does not even parse fails
+# that queue's jobs only.
+$node->safe_psql('postgres', q{
+    SET ROLE app_owner;
+    SELECT jobq.create_queue('garbled', handler => 'app.noop(jsonb)'::regprocedure, max_attempts => 1);
+    SELECT jobq.pause('garbled');
+    UPDATE jobq.queue SET handler = 'app.noop(jsonb' WHERE name = 'garbled';
+});
+my $garbled = $node->safe_psql('postgres', q{SELECT jobq.enqueue('garbled', '{}')});
+$node->safe_psql('postgres', q{SELECT jobq.resume('garbled')});
+ok($node->poll_query_until('postgres', qq{SELECT state = 'dead' FROM jobq.jobs WHERE id = $garbled}),
+    'a job whose stored handler does not parse goes dead');
+my $after = $node->safe_psql('postgres', q{SELECT jobq.enqueue('inproc', '{"n": 2}')});
+ok($node->poll_query_until('postgres', qq{SELECT state = 'completed' FROM jobq.jobs WHERE id = $after}),
+    'other handler queues keep running');
+
 # Drain rate of no-op jobs.
 my $n = 20000;
 $node->safe_psql('postgres', q{SELECT jobq.pause('noop')});

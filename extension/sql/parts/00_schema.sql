@@ -18,7 +18,11 @@ CREATE TABLE jobq.queue (
     lease           interval NOT NULL DEFAULT '5 minutes',
     retention       interval NOT NULL DEFAULT '7 days',
     concurrency     integer,
-    handler         regprocedure,
+    -- The in-database handler's signature, schema-qualified
+    -- ('app.apply_credit(jsonb)'), resolved when its jobs run. Text, not
+    -- regprocedure: pg_upgrade refuses reg* columns (OIDs change), and a
+    -- dump restores the name, not a stale OID.
+    handler         text,
     handler_timeout interval,
     paused          boolean NOT NULL DEFAULT false,
     owner           name NOT NULL DEFAULT current_user,

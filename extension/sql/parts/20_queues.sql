@@ -6,6 +6,8 @@ CREATE FUNCTION jobq._check_queue(q jobq.queue)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    handler_fn regprocedure;
 BEGIN
     PERFORM jobq._check_queue_name(q.name);
     IF q.max_attempts IS NULL OR q.max_attempts NOT BETWEEN 1 AND 1000 THEN
@@ -31,7 +33,13 @@ BEGIN
         PERFORM jobq._check_interval('handler_timeout', q.handler_timeout);
     END IF;
     IF q.handler IS NOT NULL THEN
-        PERFORM jobq._check_handler(q.handler);
+        handler_fn := pg_catalog.to_regprocedure(q.handler);
+        IF handler_fn IS NULL THEN
+            RAISE EXCEPTION 'handler function % does not exist', q.handler
+                USING ERRCODE = 'undefined_function',
+                      HINT = 'Give the handler as ''schema.fn(jsonb)''::regprocedure.';
+        END IF;
+        PERFORM jobq._check_handler(handler_fn);
         -- Handlers run as the queue's owner; never let that be a superuser.
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = q.owner AND r.rolsuper) THEN
             RAISE EXCEPTION 'in-database handlers cannot run as superuser "%"', q.owner
@@ -85,7 +93,8 @@ BEGIN
     q.lease := lease;
     q.retention := retention;
     q.concurrency := concurrency;
-    q.handler := handler;
+    -- Stored as its schema-qualified signature (search_path is pinned here).
+    q.handler := handler::text;
     q.handler_timeout := handler_timeout;
     q.owner := current_user;
     PERFORM jobq._check_queue(q);
@@ -128,7 +137,7 @@ BEGIN
     q.lease := coalesce(lease, q.lease);
     q.retention := coalesce(retention, q.retention);
     q.concurrency := CASE WHEN concurrency = 0 THEN NULL ELSE coalesce(concurrency, q.concurrency) END;
-    q.handler := CASE WHEN drop_handler THEN NULL ELSE coalesce(handler, q.handler) END;
+    q.handler := CASE WHEN drop_handler THEN NULL ELSE coalesce(handler::text, q.handler) END;
     q.handler_timeout := coalesce(handler_timeout, q.handler_timeout);
     IF drop_handler AND handler IS NOT NULL THEN
         RAISE EXCEPTION 'handler and drop_handler cannot be given together'

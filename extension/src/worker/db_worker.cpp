@@ -25,8 +25,10 @@
 
 #include "worker/control.h"
 #include "worker/gucs.h"
+#include "worker/restore_guard.h"
 #include "worker/shmem.h"
 #include "worker/statements.h"
+#include "worker/sql_version.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -377,6 +379,7 @@ void Connect(Oid dboid) {
 bool StartUp(Oid dboid) {
     bool present = BeginWork("jobq: start");
     strlcpy(st.dbname, get_database_name(dboid), NAMEDATALEN);
+    if (present) WarnIfSqlVersionDiffers(st.dbname);
     EndWork();
     if (!present) {
         st.extension_gone = true;
@@ -537,6 +540,7 @@ extern "C" void jobq_db_worker_main(Datum main_arg) {
 
     for (;;) {
         HandleInterrupts();
+        if (WaitWhileRestoring(st.dbname)) continue;  // a dump restore is still filling the tables
         TimestampTz now = GetCurrentTimestamp();
         TickWakeups(now);
         RescueLeases(now);

@@ -5,7 +5,9 @@
 // each unpaused handler queue through jobq.claim (the attempt is counted
 // there, as for any runner). Then each job gets its own transaction:
 //   1. lock the job row by id and lease token (a job cancelled or rescued
-//      meanwhile is skipped; the rescuer skips a locked row);
+//      meanwhile is skipped; the rescuer skips a locked row), and resolve
+//      the queue's handler, stored as its signature (a function that is
+//      gone fails the job);
 //   2. switch to the queue owner's role (SECURITY_LOCAL_USERID_CHANGE and
 //      SECURITY_RESTRICTED_OPERATION: no SET ROLE back to the superuser,
 //      and session-level SETs are undone afterwards), arm the queue's
@@ -55,8 +57,8 @@ struct Job {
     Oid owner;      // InvalidOid if the role is gone
     char *owner_name;
     int64 timeout_ms;  // 0: none
-    char *call_sql;    // "SELECT schema.fn($1::jsonb)"
-    bool returns_jsonb;
+    char *queue;
+    char *handler;  // the queue's handler signature, as stored: "schema.fn(jsonb)"
 };
 
 struct HandlerState {
@@ -153,8 +155,8 @@ void UnitClaim(void *) {
         j.owner = isnull ? InvalidOid : DatumGetObjectId(owner);
         j.owner_name = CopyValue(r, 5);
         j.timeout_ms = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-        j.call_sql = CopyValue(r, 7);
-        j.returns_jsonb = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+        j.queue = CopyValue(r, 7);
+        j.handler = CopyValue(r, 8);
     }
     EndWork();
     hs.njobs = n;
@@ -176,6 +178,22 @@ void RunJobTransaction(const Job &j) {
         EndWork();
         return;
     }
+    // The queue stores the handler by signature (text; regprocedure under
+    // the SQL of 0.1.0), resolved here, in the job's own transaction: a
+    // function dropped (or a signature written into jobq.queue by hand that
+    // does not parse) fails this job, not the claims of every handler queue.
+    Datum resolve_values[1] = {CStringGetTextDatum(j.handler ? j.handler : "")};
+    jobq::pg::ExecPlan(&stmt::resolve_handler, resolve_values, nullptr, false);
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+                        errmsg("handler function %s of queue \"%s\" does not exist",
+                               j.handler ? j.handler : "", j.queue ? j.queue : ""),
+                        errhint("Create the function again, or give the queue another handler "
+                                "with jobq.alter_queue.")));
+    char *call_sql = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    bool isnull;
+    bool returns_jsonb =
+        DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
     if (!OidIsValid(j.owner))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("owner role \"%s\" of the queue does not exist",
@@ -202,10 +220,10 @@ void RunJobTransaction(const Job &j) {
                              static_cast<int>(Min(j.timeout_ms, (int64)INT_MAX)));
     Oid call_types[1] = {TEXTOID};
     Datum call_values[1] = {CStringGetTextDatum(j.payload)};
-    ExecDynamic(j.call_sql, 1, call_types, call_values, nullptr, SPI_OK_SELECT);
+    ExecDynamic(call_sql, 1, call_types, call_values, nullptr, SPI_OK_SELECT);
     Datum result = 0;
     bool result_null = true;
-    if (j.returns_jsonb && SPI_processed == 1)
+    if (returns_jsonb && SPI_processed == 1)
         result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &result_null);
     jobq::pg::ExecPlan(&stmt::set_constraints_immediate, nullptr, nullptr, false);
     if (j.timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);

@@ -7,6 +7,7 @@
 
 #include "worker/control.h"
 #include "worker/gucs.h"
+#include "worker/restore_guard.h"
 #include "worker/shmem.h"
 
 extern "C" {
@@ -72,6 +73,7 @@ void JobqProcessUtility(PlannedStmt *pstmt, const char *query_string, bool read_
                         ProcessUtilityContext context, ParamListInfo params,
                         QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc) {
     volatile Oid stopped = InvalidOid;
+    jobq::worker::NoteUtilityForRestoreGuard(pstmt->utilityStmt);
     if (jobq::worker::shared != nullptr) {
         const char *dbname = DatabaseNeededAlone(pstmt->utilityStmt);
         if (dbname != nullptr) {

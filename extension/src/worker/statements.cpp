@@ -50,17 +50,25 @@ pg::PlanSlot handler_queues = {
 pg::PlanSlot claim_handler_jobs = {
     "SELECT c.id, c.lease_token, c.payload::text, r.oid, q.owner,"
     "  coalesce((extract(epoch FROM q.handler_timeout) * 1000)::bigint, 0),"
-    "  pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
-    "  p.prorettype = 'jsonb'::regtype "
+    "  q.name, q.handler::text "
     "FROM pg_catalog.unnest($1) AS hq(name) "
     "CROSS JOIN LATERAL jobq.claim(ARRAY[hq.name], $2, $3) c "
     "JOIN jobq.queue q ON q.name = c.queue "
-    "JOIN pg_catalog.pg_proc p ON p.oid = q.handler "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
     "LEFT JOIN pg_catalog.pg_roles r ON r.rolname = q.owner "
     "ORDER BY c.priority, c.run_at, c.id",
     3,
     {TEXTARRAYOID, TEXTOID, INT4OID},
+    nullptr};
+
+// The handler's call and whether it returns jsonb, from the signature the
+// queue stores (text): no row when the function is gone.
+pg::PlanSlot resolve_handler = {
+    "SELECT pg_catalog.format('SELECT %I.%I($1::jsonb)', n.nspname, p.proname),"
+    "  p.prorettype = 'jsonb'::regtype "
+    "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+    "WHERE p.oid = pg_catalog.to_regprocedure($1)",
+    1,
+    {TEXTOID},
     nullptr};
 
 pg::PlanSlot lock_job = {

@@ -44,6 +44,7 @@ extern pg::PlanSlot handler_queues;
 // owner name, handler_timeout ms or 0, the handler's call statement,
 // whether the handler returns jsonb).
 extern pg::PlanSlot claim_handler_jobs;
+extern pg::PlanSlot resolve_handler;
 // ($1 id, $2 lease_token): locks the job while it is still so leased.
 extern pg::PlanSlot lock_job;
 // Fires deferred constraints while still the queue owner.
