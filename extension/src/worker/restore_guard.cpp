@@ -4,6 +4,7 @@
 // (tx.h): no C++ objects with destructors.
 #include "worker/restore_guard.h"
 
+#include "worker/statements.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -57,10 +58,7 @@ void UnitGuardCheck(void *arg) {
     bool isnull;
     // The table is missing under the SQL of jobq 0.1.0 (library updated,
     // ALTER EXTENSION jobq UPDATE not yet run): no guard then.
-    int64 present = ExecInt64(
-        "SELECT CASE WHEN pg_catalog.to_regclass('jobq._restore_session') IS NULL THEN 0::int8 "
-        "ELSE 1::int8 END",
-        0, nullptr, nullptr, nullptr, &isnull);
+    int64 present = ExecInt64(&stmt::restore_table_present, nullptr, nullptr, &isnull);
     if (present == 0) {
         EndWork();
         return;
@@ -68,20 +66,8 @@ void UnitGuardCheck(void *arg) {
     TimestampTz cutoff = session_gone_at == 0
                              ? DT_NOEND
                              : TimestampTzPlusMilliseconds(session_gone_at, kHelperGraceMs);
-    Oid types[1] = {TIMESTAMPTZOID};
     Datum values[1] = {TimestampTzGetDatum(cutoff)};
-    ExecDynamic(
-        "SELECT r.pid, r.application_name,"
-        "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
-        "          WHERE a.pid = r.pid AND a.backend_start = r.backend_start),"
-        "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
-        "          WHERE a.datid = d.oid AND a.pid <> pg_catalog.pg_backend_pid()"
-        "            AND r.application_name <> '' AND a.application_name = r.application_name"
-        "            AND a.backend_start >= r.backend_start AND a.backend_start <= $1) "
-        "FROM jobq._restore_session r"
-        "  JOIN pg_catalog.pg_database d ON d.datname = pg_catalog.current_database() "
-        "ORDER BY r.backend_start DESC LIMIT 1",
-        1, types, values, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::restore_session, values, nullptr, false);
     if (SPI_processed == 0) {
         EndWork();
         return;
@@ -98,8 +84,7 @@ void UnitGuardCheck(void *arg) {
     check->restoring = check->session_connected || helpers_connected ||
                        now < TimestampTzPlusMilliseconds(session_gone_at, kHelperGraceMs);
     if (!check->restoring)
-        ExecDynamic("DELETE FROM jobq._restore_session", 0, nullptr, nullptr, nullptr,
-                    SPI_OK_DELETE);
+        jobq::pg::ExecPlan(&stmt::forget_restore_session, nullptr, nullptr, false);
     EndWork();
 }
 

@@ -2,6 +2,7 @@
 // passed in by the Makefile.
 #include "worker/sql_version.h"
 
+#include "worker/statements.h"
 #include "worker/tx.h"
 
 extern "C" {
@@ -15,8 +16,7 @@ extern "C" {
 namespace jobq::worker {
 
 void WarnIfSqlVersionDiffers(const char *dbname) {
-    Exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jobq'", 0, nullptr,
-         nullptr, nullptr, SPI_OK_SELECT);
+    jobq::pg::ExecPlan(&stmt::installed_version, nullptr, nullptr, false);
     if (SPI_processed != 1) return;
     char *installed = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
     if (installed == nullptr || strcmp(installed, JOBQ_VERSION) == 0) return;

@@ -99,4 +99,37 @@ pg::PlanSlot dead_tuples = {
 
 const char *const kVacuumJobTable = "VACUUM (SKIP_LOCKED) jobq.job";
 
+// --- restore guard (restore_guard.cpp) and start-up checks (sql_version.cpp) --
+
+// 1 when jobq._restore_session exists (it does not under the SQL of 0.1.0).
+pg::PlanSlot restore_table_present = {
+    "SELECT CASE WHEN pg_catalog.to_regclass('jobq._restore_session') IS NULL THEN 0::int8 "
+    "ELSE 1::int8 END",
+    0,
+    {},
+    nullptr};
+
+// The restore session: its pid, application_name, whether it is still
+// connected, and whether sessions of the same application that connected
+// since it started (up to $1) are (pg_restore -j's workers).
+pg::PlanSlot restore_session = {
+    "SELECT r.pid, r.application_name,"
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+    "          WHERE a.pid = r.pid AND a.backend_start = r.backend_start),"
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+    "          WHERE a.datid = d.oid AND a.pid <> pg_catalog.pg_backend_pid()"
+    "            AND r.application_name <> '' AND a.application_name = r.application_name"
+    "            AND a.backend_start >= r.backend_start AND a.backend_start <= $1) "
+    "FROM jobq._restore_session r"
+    "  JOIN pg_catalog.pg_database d ON d.datname = pg_catalog.current_database() "
+    "ORDER BY r.backend_start DESC LIMIT 1",
+    1,
+    {TIMESTAMPTZOID},
+    nullptr};
+
+pg::PlanSlot forget_restore_session = {"DELETE FROM jobq._restore_session", 0, {}, nullptr};
+
+pg::PlanSlot installed_version = {
+    "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jobq'", 0, {}, nullptr};
+
 }  // namespace jobq::worker::stmt

@@ -62,4 +62,10 @@ extern pg::PlanSlot dead_tuples;
 // block, which SPI always is).
 extern const char *const kVacuumJobTable;
 
+// restore_guard.cpp, sql_version.cpp
+extern pg::PlanSlot restore_table_present;
+extern pg::PlanSlot restore_session;
+extern pg::PlanSlot forget_restore_session;
+extern pg::PlanSlot installed_version;
+
 }  // namespace jobq::worker::stmt
