@@ -517,9 +517,13 @@ void SleepUntilNextDeadline() {
     bool more = st.slot->nwakeups > 0 || st.slot->wake_all;
     LWLockRelease(shared->lock);
     if (more && !quiet) return;  // published during the turn: take them now
-    // Whole milliseconds, rounded up: waking before a deadline would only
-    // mean a turn with nothing due.
-    long timeout_ms = static_cast<long>((wake_at - now + 999) / 1000);
+    // WaitLatch counts whole milliseconds. Towards a scheduled job's run_at
+    // the wait is rounded down, so the job is never announced late: the
+    // last fraction of a millisecond is spent in turns that find it not yet
+    // due. Every other deadline rounds up, so the tick spacing under a
+    // stream of commits never turns into a spin.
+    bool toward_due = !quiet && st.next_due != 0 && wake_at == st.next_due;
+    long timeout_ms = static_cast<long>((wake_at - now + (toward_due ? 0 : 999)) / 1000);
     if (timeout_ms <= 0) return;
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
                     PG_WAIT_EXTENSION);
