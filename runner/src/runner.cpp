@@ -691,8 +691,10 @@ void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, 
         return it->second.queue->config->name;
     };
     QueueMetrics scratch;  // counts for claims we no longer know
-    // A settle the database did not apply. Re-sent after a lost connection,
-    // the first send may have been applied: the runner cannot tell which.
+    // A settle the database did not apply: a stale lease, or (complete,
+    // fail_many) an error of this job alone, which the server isolates and
+    // reports in a WARNING. Re-sent after a lost connection, the first send
+    // may have been applied: the runner cannot tell which.
     auto refused = [](QueueMetrics &m, const char *what, bool resent, int64_t id,
                       const std::string &queue) {
         ++m.refused;
@@ -701,7 +703,9 @@ void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, 
                          "{} not applied when re-sent after a lost connection: the first "
                          "send was applied, or the lease was lost",
                          what)
-                   : fmt::format("{} refused: the lease was no longer ours", what);
+                   : fmt::format("{} not applied: the lease was no longer ours, or the "
+                                 "server refused this job alone (see its warning)",
+                                 what);
         Log(LogLevel::kWarn, msg, {{"job", std::to_string(id)}, {"queue", queue}});
     };
     for (const CompleteItem &c : batch.completes) {

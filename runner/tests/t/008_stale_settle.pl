@@ -47,7 +47,7 @@ stop_runner($b, 'TERM');
 # Either order is right: it sends the completion, which is refused as stale,
 # or it fences the job first and sends nothing. Either way nothing changes.
 kill 'CONT', $a->{pid};
-my ($refused, $fenced) = (qr/completion refused: the lease was no longer ours/, qr/handler stopped \(fenced\)/);
+my ($refused, $fenced) = (qr/completion not applied: the lease was no longer ours/, qr/handler stopped \(fenced\)/);
 ok(wait_until(10, sub { my $log = runner_log($a); $log =~ $refused || $log =~ $fenced }),
    'A\'s late completion was refused, or A fenced the job itself') or diag(runner_log($a));
 is(job_row($node, $id, "state, attempt, result->>'attempt'"), 'completed|2|2', 'and changed nothing');
