@@ -141,7 +141,10 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
         q.claim_batch = static_cast<int>(*v);
     if (auto v = GetDuration(t, prefix, "timeout")) q.timeout = *v;
     if (auto v = GetDuration(t, prefix, "lease")) {
+        // The bounds jobq.claim enforces (docs/api.md): outside them every
+        // claim of the queue would fail.
         if (*v < Millis(1000)) Fail(prefix + "lease", "must be at least 1s");
+        if (*v > Millis(7LL * 24 * 3600 * 1000)) Fail(prefix + "lease", "must be at most 7d");
         q.lease = *v;
     }
     if (auto v = GetDuration(t, prefix, "heartbeat")) q.heartbeat = *v;

@@ -213,6 +213,8 @@ TEST(ConfigErrors, QueueBasics) {
                 "invalid duration");
     ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"500ms\"\n", "queues.q.lease",
                 "at least 1s");
+    ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"8d\"\n", "queues.q.lease",
+                "at most 7d");
     ExpectError("[queues.q]\nhandler = \"noop\"\nlease = \"10s\"\nheartbeat = \"10s\"\n",
                 "queues.q.heartbeat", "shorter than the lease");
     ExpectError("[queues.q]\nhandler = \"noop\"\nmax_output = -1\n", "queues.q.max_output",
