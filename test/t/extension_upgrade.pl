@@ -175,6 +175,17 @@ sub catalog_diff {
     return ($diff, scalar keys %fresh);
 }
 
+# jobq.queue_stats' counts per queue, but for the ticks queue (whose
+# schedule keeps adding jobs) and the columns that move with the clock.
+sub stats_snapshot {
+    my ($db) = @_;
+    return $node->safe_psql($db, q{
+        SELECT string_agg(pg_catalog.format('%s|%s|available=%s|scheduled=%s|running=%s|retryable=%s'
+                   || '|completed=%s|cancelled=%s|dead=%s', queue, paused, available, scheduled, running,
+                   retryable, completed, cancelled, dead), E'\n' ORDER BY queue)
+        FROM jobq.queue_stats WHERE queue <> 'ticks'});
+}
+
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION jobq');
 is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $current,
@@ -187,9 +198,15 @@ for my $from (@released) {
     my $filled = fill_jobq($node, $db);
     ok($node->poll_query_until($db, q{SELECT count(*) > 0 FROM jobq.job WHERE queue = 'ticks'}),
         "$from: the schedule fires");
+    # Jobs finished an hour before the update, so that the archive tally's
+    # first advance after it (which stays a minute behind now) counts them.
+    $node->safe_psql($db, q{UPDATE jobq.archive SET finished_at = finished_at - interval '1 hour'});
     my $queues = queues_snapshot($node, $db);
     my $schedules = schedules_snapshot($node, $db);
     my $jobs = jobs_snapshot($node, $db);
+    my $stats = stats_snapshot($db);
+    like($stats, qr/^mail\|f\|available=2\|scheduled=1\|running=1\|retryable=1\|completed=1\|cancelled=1\|dead=1$/m,
+        "$from: queue_stats counts the jobs of every state");
 
     $node->safe_psql($db, 'ALTER EXTENSION jobq UPDATE');
     is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $current,
@@ -202,6 +219,17 @@ for my $from (@released) {
     is(queues_snapshot($node, $db), $queues, "$from: queues kept");
     is(schedules_snapshot($node, $db), $schedules, "$from: schedules kept");
     is(jobs_snapshot($node, $db), $jobs, "$from: jobs kept");
+    is(stats_snapshot($db), $stats, "$from: queue_stats gives the same counts");
+    # The tally starts empty, as in a fresh install; its first advance (the
+    # worker's retention turn, or this call) tallies the jobs archived
+    # before the update, and the counts stay the same.
+    is($node->safe_psql($db, q{
+            SELECT jobq._tally_advance() > (SELECT max(finished_at) FROM jobq.archive WHERE queue = 'mail')}),
+        't', "$from: the archive tally's mark passes the jobs archived before the update");
+    is($node->safe_psql($db, q{
+            SELECT string_agg(state || '=' || jobs, ',' ORDER BY state) FROM jobq.archive_tally WHERE queue = 'mail'}),
+        'cancelled=1,completed=1', "$from: the archive tally counts the jobs archived before the update");
+    is(stats_snapshot($db), $stats, "$from: queue_stats gives the same counts from the tally");
     is($node->safe_psql($db, q{SELECT handler FROM jobq.queue WHERE name = 'inproc'}), 'app.apply(jsonb)',
         "$from: the handler is kept as its schema-qualified signature");
     check_runs_on($node, $db, "updated from $from", $filled);
