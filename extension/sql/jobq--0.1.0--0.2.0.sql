@@ -164,6 +164,36 @@ BEGIN
 END
 $$;
 
+-- 0.1.0 took intervals the bounds now refuse (a lease of 30 days, say).
+-- Such a queue keeps its options, but alter_queue refuses every change to
+-- it until the option is brought within bounds in the same call: say so
+-- now, option by option, rather than at the next alter_queue.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT t.name, o.option, o.value
+             FROM jobq.queue t,
+                  LATERAL (VALUES ('backoff_base', t.backoff_base), ('backoff_max', t.backoff_max),
+                                  ('lease', t.lease), ('retention', t.retention),
+                                  ('handler_timeout', t.handler_timeout)) o(option, value)
+             WHERE o.value IS NOT NULL
+             ORDER BY t.name, o.option LOOP
+        BEGIN
+            PERFORM jobq._check_interval(r.option, r.value);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE WARNING 'jobq queue "%": %', r.name, SQLERRM
+                USING DETAIL = pg_catalog.format('jobq 0.2.0 bounds the interval options of queues '
+                                                 || '(docs/api.md); the queue keeps %s = %s.',
+                                                 r.option, r.value),
+                      HINT = pg_catalog.format('Change it with jobq.alter_queue(%L, %s => ...); until '
+                                               || 'then alter_queue refuses the queue''s other changes.',
+                                               r.name, r.option);
+        END;
+    END LOOP;
+END
+$$;
+
 -- drop_queue takes the queue's rows off the archive tally too (below).
 CREATE OR REPLACE FUNCTION jobq.drop_queue(name text, force boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql

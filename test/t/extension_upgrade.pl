@@ -201,6 +201,8 @@ for my $from (@released) {
     # Jobs finished an hour before the update, so that the archive tally's
     # first advance after it (which stays a minute behind now) counts them.
     $node->safe_psql($db, q{UPDATE jobq.archive SET finished_at = finished_at - interval '1 hour'});
+    # An option 0.1.0 took and 0.2.0's bounds refuse (lease at most 7 days).
+    $node->safe_psql($db, q{SELECT jobq.create_queue('slow', lease => '30 days')});
     my $queues = queues_snapshot($node, $db);
     my $schedules = schedules_snapshot($node, $db);
     my $jobs = jobs_snapshot($node, $db);
@@ -208,9 +210,14 @@ for my $from (@released) {
     like($stats, qr/^mail\|f\|available=2\|scheduled=1\|running=1\|retryable=1\|completed=1\|cancelled=1\|dead=1$/m,
         "$from: queue_stats counts the jobs of every state");
 
-    $node->safe_psql($db, 'ALTER EXTENSION jobq UPDATE');
+    my ($update_rc, $update_out, $update_err) = $node->psql($db, 'ALTER EXTENSION jobq UPDATE');
+    is($update_rc, 0, "$from: ALTER EXTENSION jobq UPDATE succeeds") or diag($update_err);
     is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $current,
         "$from: ALTER EXTENSION jobq UPDATE reaches $current");
+    like($update_err,
+        qr/WARNING:  jobq queue "slow": lease must be between 1 second and 7 days\n.*the queue keeps lease = 30 days\.\n.*HINT:  Change it with jobq\.alter_queue\('slow', lease => \.\.\.\)/,
+        "$from: the update warns of a queue option outside the bounds");
+    unlike($update_err, qr/queue "(?!slow")/, "$from: and of no other queue");
     my ($diff, $count) = catalog_diff('fresh', $db);
     cmp_ok($count, '>', 300, "the catalog comparison covers the extension ($count lines)");
     is($diff, '', "$from -> $current: the catalog equals a fresh install's");
