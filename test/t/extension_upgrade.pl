@@ -175,6 +175,17 @@ sub catalog_diff {
     return ($diff, scalar keys %fresh);
 }
 
+# jobq.queue_stats' counts per queue, but for the ticks queue (whose
+# schedule keeps adding jobs) and the columns that move with the clock.
+sub stats_snapshot {
+    my ($db) = @_;
+    return $node->safe_psql($db, q{
+        SELECT string_agg(pg_catalog.format('%s|%s|available=%s|scheduled=%s|running=%s|retryable=%s'
+                   || '|completed=%s|cancelled=%s|dead=%s', queue, paused, available, scheduled, running,
+                   retryable, completed, cancelled, dead), E'\n' ORDER BY queue)
+        FROM jobq.queue_stats WHERE queue <> 'ticks'});
+}
+
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION jobq');
 is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $current,
@@ -187,13 +198,26 @@ for my $from (@released) {
     my $filled = fill_jobq($node, $db);
     ok($node->poll_query_until($db, q{SELECT count(*) > 0 FROM jobq.job WHERE queue = 'ticks'}),
         "$from: the schedule fires");
+    # Jobs finished an hour before the update, so that the archive tally's
+    # first advance after it (which stays a minute behind now) counts them.
+    $node->safe_psql($db, q{UPDATE jobq.archive SET finished_at = finished_at - interval '1 hour'});
+    # An option 0.1.0 took and 0.2.0's bounds refuse (lease at most 7 days).
+    $node->safe_psql($db, q{SELECT jobq.create_queue('slow', lease => '30 days')});
     my $queues = queues_snapshot($node, $db);
     my $schedules = schedules_snapshot($node, $db);
     my $jobs = jobs_snapshot($node, $db);
+    my $stats = stats_snapshot($db);
+    like($stats, qr/^mail\|f\|available=2\|scheduled=1\|running=1\|retryable=1\|completed=1\|cancelled=1\|dead=1$/m,
+        "$from: queue_stats counts the jobs of every state");
 
-    $node->safe_psql($db, 'ALTER EXTENSION jobq UPDATE');
+    my ($update_rc, $update_out, $update_err) = $node->psql($db, 'ALTER EXTENSION jobq UPDATE');
+    is($update_rc, 0, "$from: ALTER EXTENSION jobq UPDATE succeeds") or diag($update_err);
     is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $current,
         "$from: ALTER EXTENSION jobq UPDATE reaches $current");
+    like($update_err,
+        qr/WARNING:  jobq queue "slow": lease must be between 1 second and 7 days\n.*the queue keeps lease = 30 days\.\n.*HINT:  Change it with jobq\.alter_queue\('slow', lease => \.\.\.\)/,
+        "$from: the update warns of a queue option outside the bounds");
+    unlike($update_err, qr/queue "(?!slow")/, "$from: and of no other queue");
     my ($diff, $count) = catalog_diff('fresh', $db);
     cmp_ok($count, '>', 300, "the catalog comparison covers the extension ($count lines)");
     is($diff, '', "$from -> $current: the catalog equals a fresh install's");
@@ -202,6 +226,17 @@ for my $from (@released) {
     is(queues_snapshot($node, $db), $queues, "$from: queues kept");
     is(schedules_snapshot($node, $db), $schedules, "$from: schedules kept");
     is(jobs_snapshot($node, $db), $jobs, "$from: jobs kept");
+    is(stats_snapshot($db), $stats, "$from: queue_stats gives the same counts");
+    # The tally starts empty, as in a fresh install; its first advance (the
+    # worker's retention turn, or this call) tallies the jobs archived
+    # before the update, and the counts stay the same.
+    is($node->safe_psql($db, q{
+            SELECT jobq._tally_advance() > (SELECT max(finished_at) FROM jobq.archive WHERE queue = 'mail')}),
+        't', "$from: the archive tally's mark passes the jobs archived before the update");
+    is($node->safe_psql($db, q{
+            SELECT string_agg(state || '=' || jobs, ',' ORDER BY state) FROM jobq.archive_tally WHERE queue = 'mail'}),
+        'cancelled=1,completed=1', "$from: the archive tally counts the jobs archived before the update");
+    is(stats_snapshot($db), $stats, "$from: queue_stats gives the same counts from the tally");
     is($node->safe_psql($db, q{SELECT handler FROM jobq.queue WHERE name = 'inproc'}), 'app.apply(jsonb)',
         "$from: the handler is kept as its schema-qualified signature");
     check_runs_on($node, $db, "updated from $from", $filled);

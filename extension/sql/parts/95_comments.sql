@@ -19,6 +19,8 @@ COMMENT ON TABLE jobq.archive_tally_mark IS
     'The mark of jobq.archive_tally (at most one row; none: nothing tallied yet).';
 COMMENT ON SEQUENCE jobq.job_id_seq IS 'Job ids, shared by jobq.job and jobq.archive.';
 COMMENT ON SEQUENCE jobq.lease_token_seq IS 'Lease tokens handed out by jobq.claim; every settle call is fenced by one.';
+COMMENT ON TABLE jobq._restore_session IS
+    'Internal: the session restoring a dump that created jobq; the background worker waits until it and its helpers have gone.';
 
 -- Views
 COMMENT ON VIEW jobq.jobs IS
@@ -104,6 +106,8 @@ COMMENT ON FUNCTION jobq._cron_next_local(text, timestamp) IS 'Internal: the nex
 COMMENT ON FUNCTION jobq._cron_next(text, text, timestamptz) IS
     'Internal: the first tick of a cron expression in a time zone after a time, or NULL.';
 COMMENT ON FUNCTION jobq._run_schedules() IS 'Internal (worker): enqueues every due tick of the periodic jobs.';
+COMMENT ON FUNCTION jobq._created_by_restore() IS
+    'Internal: whether this CREATE EXTENSION jobq runs as dump scripts run it (check_function_bodies = off).';
 COMMENT ON FUNCTION jobq._tally_mark() IS 'Internal: the mark of jobq.archive_tally (-infinity before the first advance).';
 COMMENT ON FUNCTION jobq._tally_forget(text, text, timestamptz, bigint) IS
     'Internal: takes deleted archive rows off jobq.archive_tally.';
