@@ -72,7 +72,8 @@ PlanSlot count_running = {
     "FROM token, jobq.queue q "                                                             \
     "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "              \
     "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"         \
-    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at"
+    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at, j.progress,"        \
+    "  j.saved_state"
 
 PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
                        4, {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID}, nullptr,
@@ -84,7 +85,7 @@ PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1"),
                             4, {TEXTOID, TEXTOID, INT4OID, INTERVALOID}, nullptr,
                             PlanMode::kGeneric};
 
-constexpr int kClaimColumns = 10;
+constexpr int kClaimColumns = 12;
 
 // Claims from `queues` and appends the rows; returns rows claimed. One
 // queue takes the direct path (claim_direct.cpp), leased for `lease` or,
