@@ -150,17 +150,10 @@ class ExecExecution : public Execution {
         for (auto &s : args) argv.push_back(s.data());
         argv.push_back(nullptr);
 
-        SpawnRequest request{
-            in_r.get(), out_w.get(), err_w.get(), argv.data(), envp.data(), getpid(), 0};
-        pid_t pid = SpawnChild(&request);
-        if (pid < 0) return SpawnFailed(errno);
-        // Parent: the group exists at once (no race with an early kill).
-        setpgid(pid, pid);
-        if (request.exec_error != 0) {
-            int status;
-            waitpid(pid, &status, 0);
-            return SpawnFailed(request.exec_error);
-        }
+        int error = 0;
+        pid_t pid =
+            SpawnProcess(argv.data(), envp.data(), in_r.get(), out_w.get(), err_w.get(), &error);
+        if (pid < 0) return SpawnFailed(error);
         pid_ = pid;
         started_ = EventLoop::Now();
 
@@ -285,6 +278,25 @@ class ExecExecution : public Execution {
 };
 
 }  // namespace
+
+pid_t SpawnProcess(char **argv, char **envp, int stdin_fd, int stdout_fd, int stderr_fd,
+                   int *error) {
+    SpawnRequest request{stdin_fd, stdout_fd, stderr_fd, argv, envp, getpid(), 0};
+    pid_t pid = SpawnChild(&request);
+    if (pid < 0) {
+        *error = errno;
+        return -1;
+    }
+    // Parent: the group exists at once (no race with an early kill).
+    setpgid(pid, pid);
+    if (request.exec_error != 0) {
+        int status;
+        waitpid(pid, &status, 0);
+        *error = request.exec_error;
+        return -1;
+    }
+    return pid;
+}
 
 void ChildReaper::Forget(pid_t pid) {
     auto it = children_.find(pid);

@@ -43,6 +43,13 @@ class ChildReaper {
     std::unordered_map<pid_t, ExitCallback> children_;
 };
 
+// Starts argv (argv[0] an absolute path) with the given fds as its stdin,
+// stdout and stderr, as the leader of its own process group, killed if the
+// runner dies (see exec.cpp). Returns the pid, or -1 with *error set to
+// the errno of the failed fork or exec. Used by the worker handler too.
+pid_t SpawnProcess(char **argv, char **envp, int stdin_fd, int stdout_fd, int stderr_fd,
+                   int *error);
+
 std::unique_ptr<Execution> StartExec(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue,
                                      const ClaimedJob &job, DoneCallback done);
 
