@@ -33,6 +33,8 @@ constexpr size_t kMaxUnwritten = 16 << 20;
 // Lines a child may have logged (log messages and complaints) per second.
 constexpr int kLogLinesPerSecond = 50;
 constexpr Millis kCheckEvery{100};
+// After a child closed its stdout, how long to wait for its exit status.
+constexpr Millis kExitWait{200};
 
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -171,6 +173,7 @@ void WorkerPool::Spawn(Child &c) {
     }
     ++c.generation;
     c.pid = pid;
+    c.exited = false;
     c.state = ChildState::kHandshaking;
     c.in = std::move(in_w);
     c.out = std::move(out_r);
@@ -229,9 +232,12 @@ void WorkerPool::OnReadable(Child &c) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n <= 0) {
-            if (c.state != ChildState::kStopping) return Break(c, "closed its stdout");
-            loop_.Unwatch(c.out.get());  // shutting down: its exit is expected
+            loop_.Unwatch(c.out.get());
             c.out.Reset();
+            // A child that exits closes its stdout first: wait a moment for
+            // its exit status, the better reason. At shutdown, both are
+            // expected.
+            if (c.state != ChildState::kStopping) BreakSoon(c, "closed its stdout", kExitWait);
             return;
         }
         std::string_view data(buf, static_cast<size_t>(n));
@@ -492,8 +498,9 @@ void WorkerPool::PlacePending() {
 }
 
 void WorkerPool::OnExit(Child &c, int status) {
-    c.pid = -1;  // reaped: the pid may be reused
+    c.exited = true;  // reaped: its pid may be reused, never signal it again
     if (c.state == ChildState::kStopping) {
+        c.pid = -1;
         loop_.Cancel(c.kill_timer);
         c.state = ChildState::kDown;
         for (UniqueFd *fd : {&c.in, &c.out}) {
@@ -511,12 +518,12 @@ void WorkerPool::OnExit(Child &c, int status) {
     Break(c, DescribeExit(status));
 }
 
-void WorkerPool::BreakSoon(Child &c, const std::string &reason) {
+void WorkerPool::BreakSoon(Child &c, const std::string &reason, Millis delay) {
     if (c.break_timer) return;
     c.break_reason = reason;
     Child *cp = &c;
     uint64_t generation = c.generation;
-    c.break_timer = loop_.After(Millis(0), [this, cp, generation] {
+    c.break_timer = loop_.After(delay, [this, cp, generation] {
         cp->break_timer = 0;
         if (cp->generation == generation && cp->state != ChildState::kDown)
             Break(*cp, cp->break_reason);
@@ -532,11 +539,11 @@ void WorkerPool::Break(Child &c, const std::string &reason) {
         if (fd->valid()) loop_.Unwatch(fd->get());
         fd->Reset();
     }
-    if (pid > 0) {
+    if (pid > 0 && !c.exited) {
         kill(-pid, SIGKILL);
         reaper_.Forget(pid);  // still reaped, nobody told
-        c.pid = -1;
     }
+    c.pid = -1;
     ChildState was = c.state;
     c.state = ChildState::kDown;
     ++c.generation;
@@ -570,6 +577,7 @@ void WorkerPool::CheckLeftovers() {
     TimePoint now = EventLoop::Now();
     for (auto &cp : children_) {
         Child &c = *cp;
+        NoteDroppedLogs(c, now);
         if (c.state != ChildState::kReady) continue;
         for (auto &[id, end_by] : c.leftovers) {
             if (now < end_by) continue;
@@ -584,18 +592,20 @@ void WorkerPool::CheckLeftovers() {
     });
 }
 
+void WorkerPool::NoteDroppedLogs(Child &c, TimePoint now) {
+    if (now - c.log_window < std::chrono::seconds(1)) return;
+    if (c.log_dropped > 0)
+        Log(LogLevel::kWarn, "worker log lines dropped (more than 50 a second)",
+            {{"queue", queue_.name},
+             {"pid", std::to_string(c.pid)},
+             {"dropped", std::to_string(c.log_dropped)}});
+    c.log_window = now;
+    c.log_lines = 0;
+    c.log_dropped = 0;
+}
+
 bool WorkerPool::LogAllowed(Child &c) {
-    TimePoint now = EventLoop::Now();
-    if (now - c.log_window >= std::chrono::seconds(1)) {
-        if (c.log_dropped > 0)
-            Log(LogLevel::kWarn, "worker log lines dropped (more than 50 a second)",
-                {{"queue", queue_.name},
-                 {"pid", std::to_string(c.pid)},
-                 {"dropped", std::to_string(c.log_dropped)}});
-        c.log_window = now;
-        c.log_lines = 0;
-        c.log_dropped = 0;
-    }
+    NoteDroppedLogs(c, EventLoop::Now());
     if (c.log_lines >= kLogLinesPerSecond) {
         ++c.log_dropped;
         return false;

@@ -90,6 +90,7 @@ class WorkerPool {
         uint64_t generation = 0;  // bumped at every start: stale callbacks check it
         ChildState state = ChildState::kDown;
         pid_t pid = -1;
+        bool exited = false;  // reaped (pid kept for messages only)
         UniqueFd in, out;  // our ends of its stdin and stdout
         std::string unwritten;
         std::string partial;    // bytes of an unfinished line
@@ -116,8 +117,8 @@ class WorkerPool {
     void OnExit(Child &c, int status);
     // Breaks the child now (see the error policy above).
     void Break(Child &c, const std::string &reason);
-    // Breaks it on the next loop turn (from a call that must not end jobs).
-    void BreakSoon(Child &c, const std::string &reason);
+    // Breaks it after `delay` (from a call that must not end jobs).
+    void BreakSoon(Child &c, const std::string &reason, Millis delay = Millis(0));
     void Send(Child &c, const std::string &line);
     void Flush(Child &c);
     void Place(Child &c, Pending pending);
@@ -136,6 +137,8 @@ class WorkerPool {
     // Rate-limited warning about the child's output.
     void Complain(Child &c, std::string_view what, std::initializer_list<LogField> fields);
     bool LogAllowed(Child &c);
+    // Logs how many lines the rate limit dropped, once its second is over.
+    void NoteDroppedLogs(Child &c, TimePoint now);
 
     class JobHandle;
     friend class JobHandle;

@@ -19,7 +19,7 @@ my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
 my $node = setup_node('worker_python');
 # Leases of 5 minutes: heartbeats every 100 s, so only jobq_cancel can stop
 # a cancelled job within the test's patience.
-create_queue($node, $_, lease => "'5 minutes'") for qw(py_progress py_sleep py_retry py_discard py_sync py_cancel py_many py_slow);
+create_queue($node, $_, lease => "'5 minutes'") for qw(py_progress py_sleep py_retry py_discard py_sync py_cancel py_many py_slow py_example);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $ledger = "$dir/ledger";
 my $helper = "$ENV{JOBQ_SOURCE}/clients/python";
@@ -201,5 +201,26 @@ is(stop_runner($runner, 'TERM', 30), 0, 'the runner exited cleanly after SIGTERM
 is(state_of($w), 'completed', 'the running job finished within the grace period');
 like(runner_log($runner), qr/shut down cleanly/, 'and said so');
 ok(wait_until(10, sub { !grep { /\Q$dir\E\/worker\.py/ } `ps -eo args` }), 'no worker process is left');
+
+# The example, run as its README says: in its folder, --config and --dsn.
+my $example_dir = "$ENV{JOBQ_SOURCE}/examples/python";
+my $elog = "$dir/example.log";
+my $pid = fork;
+die "fork: $!" unless defined $pid;
+if ($pid == 0) {
+    chdir $example_dir or die;
+    open STDOUT, '>>', $elog or die;
+    open STDERR, '>>', $elog or die;
+    exec $ENV{JOBQ_RUNNER}, '--config', 'runner.toml', '--dsn', $node->connstr('postgres');
+    die "exec: $!";
+}
+my $e = enqueue($node, 'py_example', '{"hello": "world"}');
+ok(wait_until(30, sub { state_of($e) eq 'completed' }), 'examples/python completes a job')
+  or diag(join "\n", read_lines($elog));
+is(job_row($node, $e, "result::text || ' ' || (progress ->> 'step')"), '{"ok": true} 1',
+   'with {"ok": true} after reporting progress once');
+kill 'TERM', $pid;
+waitpid($pid, 0);
+is($?, 0, 'and the example runner exits cleanly on SIGTERM');
 
 done_testing();
