@@ -26,7 +26,6 @@
 // The protocol owns stdout: console.log in a handler goes to stderr.
 "use strict";
 
-const fs = require("fs");
 const readline = require("readline");
 
 const PROTOCOL = 1;
@@ -96,9 +95,8 @@ class Worker {
   constructor() {
     this._handlers = new Map();
     this._jobs = new Map(); // id -> Job
-    this._out = null;
+    this._running = false;
     this._pending = [];
-    this._writing = false;
   }
 
   // Registers `fn(job)` for the jobs of queue `name`.
@@ -117,15 +115,11 @@ class Worker {
   }
 
   _flush() {
-    if (this._writing || this._pending.length === 0 || this._out === null) return;
+    if (this._pending.length === 0 || !this._running) return;
     const chunk = this._pending.join("");
     this._pending = [];
-    this._writing = true;
-    fs.write(this._out, chunk, (err) => {
-      this._writing = false;
-      if (err) process.exit(0); // the runner is gone
-      this._flush();
-    });
+    // Writes to a pipe are synchronous on Linux: lines never interleave.
+    process.stdout.write(chunk);
   }
 
   // One final line per job: after a cancel (answered at once) the
@@ -222,8 +216,9 @@ class Worker {
 
   // Speaks the protocol on stdin/stdout until the runner says stop.
   run() {
-    // The protocol's stdout is fd 1; console output goes to stderr.
-    this._out = 1;
+    // The protocol owns stdout; console output goes to stderr.
+    this._running = true;
+    process.stdout.on("error", () => process.exit(0)); // the runner is gone
     const toStderr = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
     console.log = toStderr;
     console.info = toStderr;

@@ -139,6 +139,8 @@ int WorkerPool::Slots() const {
 void WorkerPool::Spawn(Child &c) {
     c.restart_timer = 0;
     if (stopping_) return;
+    // Starting: a failure below is a break like any other (logged, retried).
+    c.state = ChildState::kHandshaking;
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0) return Break(c, fmt::format("pipe: {}", std::strerror(errno)));
     UniqueFd in_r(in[0]), in_w(in[1]);
@@ -167,7 +169,6 @@ void WorkerPool::Spawn(Child &c) {
     pid_t pid =
         SpawnProcess(argv.data(), envp.data(), in_r.get(), out_w.get(), STDERR_FILENO, &error);
     if (pid < 0) {
-        c.state = ChildState::kHandshaking;  // so Break logs and schedules the restart
         return Break(c, fmt::format("could not be started: {}: {}", queue_.command[0],
                                     std::strerror(error)));
     }
