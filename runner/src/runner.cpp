@@ -624,7 +624,11 @@ void Runner::StartHandler(Job &job) {
             job.execution = StartNoop(loop_, std::move(done));
             break;
         case HandlerKind::kExec:
-            job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done));
+            job.execution = StartExec(
+                loop_, reaper_, qc, job.claimed, std::move(done),
+                [this, id](std::optional<std::string> progress, std::optional<std::string> state) {
+                    OnProgress(id, std::move(progress), std::move(state));
+                });
             break;
         case HandlerKind::kWorker:
             job.execution = job.queue->pool->StartJob(job.claimed, std::move(done));

@@ -167,7 +167,7 @@ void WorkerPool::Spawn(Child &c) {
     int error = 0;
     // stderr is the runner's own: the child's tracebacks land in its log.
     pid_t pid =
-        SpawnProcess(argv.data(), envp.data(), in_r.get(), out_w.get(), STDERR_FILENO, &error);
+        SpawnProcess(argv.data(), envp.data(), in_r.get(), out_w.get(), STDERR_FILENO, -1, &error);
     if (pid < 0) {
         return Break(c, fmt::format("could not be started: {}: {}", queue_.command[0],
                                     std::strerror(error)));

@@ -56,7 +56,7 @@ bool Seconds(const json &j, const char *name, std::optional<Millis> *out, std::s
 
 }  // namespace
 
-ParsedLine ParseChildLine(std::string_view line) {
+ParsedLine ParseChildLine(std::string_view line, std::optional<int64_t> implied_id) {
     ParsedLine out;
     json j = json::parse(line.begin(), line.end(), nullptr, false);
     if (j.is_discarded()) {
@@ -77,6 +77,13 @@ ParsedLine ParseChildLine(std::string_view line) {
         m.id = id->get<int64_t>();
         m.has_id = true;
         out.id = m.id;
+        if (implied_id && m.id != *implied_id) {
+            out.error = "\"id\" names another job";
+            return out;
+        }
+    } else if (implied_id) {
+        m.id = *implied_id;
+        m.has_id = true;
     }
     auto type_it = j.find("type");
     if (type_it == j.end() || !type_it->is_string()) {

@@ -54,8 +54,10 @@ struct ParsedLine {
     std::optional<int64_t> id;            // the job the bad line named, if any
 };
 
-// Parses one line from the child (without its '\n').
-ParsedLine ParseChildLine(std::string_view line);
+// Parses one line from the child (without its '\n'). With `implied_id`
+// (a channel of one job, as exec's talk-back), "id" may be left out, and
+// must name that job when present.
+ParsedLine ParseChildLine(std::string_view line, std::optional<int64_t> implied_id = std::nullopt);
 
 // The job id a line names in its first bytes ("id": <digits>), for a line
 // too long to parse whole.

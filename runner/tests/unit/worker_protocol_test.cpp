@@ -111,3 +111,19 @@ TEST(WorkerProtocol, RunnerLinesAreOneJsonObjectEach) {
 
 }  // namespace
 }  // namespace jobq
+
+namespace jobq {
+namespace {
+
+TEST(WorkerProtocol, OneJobChannelsImplyTheId) {
+    auto m = ParseChildLine(R"({"type":"progress","progress":1})", 7);
+    ASSERT_TRUE(m.message);
+    EXPECT_EQ(m.message->id, 7);
+    EXPECT_TRUE(ParseChildLine(R"({"type":"sleep","id":7,"seconds":1})", 7).message);
+    auto other = ParseChildLine(R"({"type":"sleep","id":8,"seconds":1})", 7);
+    EXPECT_FALSE(other.message);
+    EXPECT_EQ(other.error, "\"id\" names another job");
+}
+
+}  // namespace
+}  // namespace jobq
