@@ -63,6 +63,42 @@ Statement BuildSettleStatement(const SettleBatch &batch) {
         st.params.emplace_back(std::move(value));
         return fmt::format("${}", st.params.size());
     };
+    // Progress first: the parts run in the order of the UNION ALL below,
+    // and a job's last progress report must land before its completion
+    // archives it (or its sleep releases the lease) in the same batch.
+    if (!batch.progress.empty()) {
+        auto ids = param(
+            Column(batch.progress, [](const ProgressItem &p) { return std::to_string(p.id); }));
+        auto tokens = param(
+            Column(batch.progress, [](const ProgressItem &p) { return std::to_string(p.token); }));
+        auto progress =
+            param(Column(batch.progress, [](const ProgressItem &p) { return p.progress; }));
+        auto states = param(Column(batch.progress, [](const ProgressItem &p) { return p.state; }));
+        // Applied when every part given was applied (a stale token: none).
+        ctes.push_back(fmt::format(
+            "p AS (SELECT u.id FROM unnest({}::bigint[], {}::bigint[], {}::jsonb[], {}::jsonb[]) "
+            "AS u(id, tok, progress, state) CROSS JOIN LATERAL (SELECT "
+            "(u.progress IS NULL OR jobq.set_progress(u.id, u.tok, u.progress)) AS a, "
+            "(u.state IS NULL OR jobq.save_state(u.id, u.tok, u.state)) AS b) x "
+            "WHERE x.a AND x.b)",
+            ids, tokens, progress, states));
+        selects.push_back("SELECT 'p'::text, p.id, NULL::text FROM p");
+    }
+    if (!batch.sleeps.empty()) {
+        auto ids =
+            param(Column(batch.sleeps, [](const SleepItem &s) { return std::to_string(s.id); }));
+        auto tokens =
+            param(Column(batch.sleeps, [](const SleepItem &s) { return std::to_string(s.token); }));
+        auto delays = param(
+            Column(batch.sleeps, [](const SleepItem &s) { return IntervalLiteral(s.delay); }));
+        auto states = param(Column(batch.sleeps, [](const SleepItem &s) { return s.state; }));
+        ctes.push_back(
+            fmt::format("s AS (SELECT u.id FROM unnest({}::bigint[], {}::bigint[], {}::interval[], "
+                        "{}::jsonb[]) AS u(id, tok, delay, state) "
+                        "WHERE jobq.sleep(u.id, u.tok, now() + u.delay, u.state))",
+                        ids, tokens, delays, states));
+        selects.push_back("SELECT 's'::text, s.id, NULL::text FROM s");
+    }
     if (!batch.completes.empty()) {
         auto ids = param(
             Column(batch.completes, [](const CompleteItem &c) { return std::to_string(c.id); }));
@@ -126,39 +162,6 @@ Statement BuildSettleStatement(const SettleBatch &batch) {
             fmt::format("r AS (SELECT x.id FROM jobq.release({}::bigint[], {}::bigint[]) AS x(id))",
                         ids, tokens));
         selects.push_back("SELECT 'r'::text, r.id, NULL::text FROM r");
-    }
-    if (!batch.progress.empty()) {
-        auto ids = param(
-            Column(batch.progress, [](const ProgressItem &p) { return std::to_string(p.id); }));
-        auto tokens = param(
-            Column(batch.progress, [](const ProgressItem &p) { return std::to_string(p.token); }));
-        auto progress =
-            param(Column(batch.progress, [](const ProgressItem &p) { return p.progress; }));
-        auto states = param(Column(batch.progress, [](const ProgressItem &p) { return p.state; }));
-        // Applied when every part given was applied (a stale token: none).
-        ctes.push_back(fmt::format(
-            "p AS (SELECT u.id FROM unnest({}::bigint[], {}::bigint[], {}::jsonb[], {}::jsonb[]) "
-            "AS u(id, tok, progress, state) CROSS JOIN LATERAL (SELECT "
-            "(u.progress IS NULL OR jobq.set_progress(u.id, u.tok, u.progress)) AS a, "
-            "(u.state IS NULL OR jobq.save_state(u.id, u.tok, u.state)) AS b) x "
-            "WHERE x.a AND x.b)",
-            ids, tokens, progress, states));
-        selects.push_back("SELECT 'p'::text, p.id, NULL::text FROM p");
-    }
-    if (!batch.sleeps.empty()) {
-        auto ids =
-            param(Column(batch.sleeps, [](const SleepItem &s) { return std::to_string(s.id); }));
-        auto tokens =
-            param(Column(batch.sleeps, [](const SleepItem &s) { return std::to_string(s.token); }));
-        auto delays = param(
-            Column(batch.sleeps, [](const SleepItem &s) { return IntervalLiteral(s.delay); }));
-        auto states = param(Column(batch.sleeps, [](const SleepItem &s) { return s.state; }));
-        ctes.push_back(
-            fmt::format("s AS (SELECT u.id FROM unnest({}::bigint[], {}::bigint[], {}::interval[], "
-                        "{}::jsonb[]) AS u(id, tok, delay, state) "
-                        "WHERE jobq.sleep(u.id, u.tok, now() + u.delay, u.state))",
-                        ids, tokens, delays, states));
-        selects.push_back("SELECT 's'::text, s.id, NULL::text FROM s");
     }
     st.sql = fmt::format("WITH {} SELECT * FROM ({}) AS acks({}, {}, {})", fmt::join(ctes, ", "),
                          fmt::join(selects, " UNION ALL "), settle_column::kKind,

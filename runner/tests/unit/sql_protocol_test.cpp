@@ -174,3 +174,16 @@ TEST(ClaimResult, ResumedJobsBringProgressAndState) {
     EXPECT_FALSE(rows[1].job.progress);
     EXPECT_FALSE(rows[1].job.saved_state);
 }
+
+// The parts run in the order of the UNION ALL: a progress report sent with
+// its job's completion in one batch is applied before the job is archived.
+TEST(SettleStatement, ProgressBeforeCompletion) {
+    jobq::SettleBatch batch;
+    batch.completes.push_back({1, 11, std::nullopt});
+    batch.progress.push_back({1, 11, std::string("{\"pct\":100}"), std::nullopt});
+    auto st = jobq::BuildSettleStatement(batch);
+    size_t p = st.sql.find("FROM p UNION ALL"), c = st.sql.find("FROM c");
+    ASSERT_NE(p, std::string::npos) << st.sql;
+    ASSERT_NE(c, std::string::npos) << st.sql;
+    EXPECT_LT(p, c);
+}
