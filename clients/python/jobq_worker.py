@@ -140,7 +140,10 @@ class Worker:
         if threading.current_thread() is threading.main_thread() and self._loop is not None:
             self._write(line)
         elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._write, line)
+            try:
+                self._loop.call_soon_threadsafe(self._write, line)
+            except RuntimeError:
+                pass  # the loop has ended (shutdown): nobody is listening
 
     def _write(self, line):
         # Runs on the event loop's thread: lines never interleave.
