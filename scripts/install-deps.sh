@@ -11,6 +11,7 @@ PACKAGES=(
   pkg-config make g++ cmake
   libio-socket-ssl-perl openssl
   pgbouncer
+  nlohmann-json3-dev python3 nodejs
 )
 
 missing=()

@@ -105,16 +105,20 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
     q.name = name;
 
     auto handler = GetString(t, prefix, "handler");
-    if (!handler) Fail(prefix + "handler", "missing (one of \"exec\", \"http\", \"noop\")");
+    if (!handler)
+        Fail(prefix + "handler", "missing (one of \"exec\", \"http\", \"worker\", \"noop\")");
     if (*handler == "exec")
         q.handler = HandlerKind::kExec;
     else if (*handler == "http")
         q.handler = HandlerKind::kHttp;
     else if (*handler == "noop")
         q.handler = HandlerKind::kNoop;
+    else if (*handler == "worker")
+        q.handler = HandlerKind::kWorker;
     else
         Fail(prefix + "handler",
-             fmt::format("unknown handler \"{}\" (one of \"exec\", \"http\", \"noop\")", *handler));
+             fmt::format("unknown handler \"{}\" (one of \"exec\", \"http\", \"worker\", \"noop\")",
+                         *handler));
 
     std::set<std::string> allowed = {"handler", "concurrency", "claim_batch", "timeout",
                                      "lease",   "heartbeat",   "max_output"};
@@ -122,13 +126,15 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
         allowed.insert({"command", "retry_exit_code", "discard_exit_code", "kill_grace"});
     } else if (q.handler == HandlerKind::kHttp) {
         allowed.insert({"url", "secret", "secret_env", "ca_file"});
+    } else if (q.handler == HandlerKind::kWorker) {
+        allowed.insert({"command", "processes", "kill_grace"});
     }
     for (auto &&[k, v] : t) {
         std::string key(k.str());
         if (allowed.count(key)) continue;
         static const std::set<std::string> kOtherHandlers = {
-            "command", "retry_exit_code", "discard_exit_code", "kill_grace",
-            "url",     "secret",          "secret_env",        "ca_file"};
+            "command", "retry_exit_code", "discard_exit_code", "kill_grace", "url",
+            "secret",  "secret_env",      "ca_file",           "processes"};
         if (kOtherHandlers.count(key))
             Fail(prefix + key, fmt::format("not valid for handler \"{}\"", *handler));
         Fail(prefix + key, "unknown setting");
@@ -153,9 +159,11 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
     if (auto v = GetInteger(t, prefix, "max_output", 0, 64LL << 20))
         q.max_output = static_cast<size_t>(*v);
 
-    if (q.handler == HandlerKind::kExec) {
+    if (q.handler == HandlerKind::kExec || q.handler == HandlerKind::kWorker) {
         const toml::node *cmd = t.get("command");
-        if (!cmd) Fail(prefix + "command", "missing (required for handler = \"exec\")");
+        if (!cmd)
+            Fail(prefix + "command",
+                 fmt::format("missing (required for handler = \"{}\")", HandlerName(q.handler)));
         if (!cmd->is_array() || cmd->as_array()->empty())
             Fail(prefix + "command", "must be a non-empty array of strings");
         for (const toml::node &arg : *cmd->as_array()) {
@@ -163,13 +171,20 @@ QueueConfig ParseQueue(const std::string &name, const toml::node &node, const En
             q.command.push_back(arg.as_string()->get());
         }
         q.command[0] = ResolveCommand(prefix + "command", q.command[0]);
+        if (auto v = GetDuration(t, prefix, "kill_grace")) q.kill_grace = *v;
+    }
+    if (q.handler == HandlerKind::kWorker) {
+        if (auto v = GetInteger(t, prefix, "processes", 1, 1000))
+            q.processes = static_cast<int>(*v);
+        if (q.concurrency * static_cast<int64_t>(q.processes) > 100'000)
+            Fail(prefix + "processes", "processes * concurrency must be at most 100000");
+    } else if (q.handler == HandlerKind::kExec) {
         if (auto v = GetInteger(t, prefix, "retry_exit_code", 1, 255))
             q.retry_exit_code = static_cast<int>(*v);
         if (auto v = GetInteger(t, prefix, "discard_exit_code", 1, 255))
             q.discard_exit_code = static_cast<int>(*v);
         if (q.retry_exit_code == q.discard_exit_code)
             Fail(prefix + "discard_exit_code", "must differ from retry_exit_code");
-        if (auto v = GetDuration(t, prefix, "kill_grace")) q.kill_grace = *v;
     } else if (q.handler == HandlerKind::kHttp) {
         auto url = GetString(t, prefix, "url");
         if (!url) Fail(prefix + "url", "missing (required for handler = \"http\")");
@@ -220,6 +235,8 @@ const char *HandlerName(HandlerKind kind) {
             return "http";
         case HandlerKind::kNoop:
             return "noop";
+        case HandlerKind::kWorker:
+            return "worker";
     }
     return "?";
 }

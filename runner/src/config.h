@@ -23,14 +23,15 @@ class ConfigError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-enum class HandlerKind { kExec, kHttp, kNoop };
+enum class HandlerKind { kExec, kHttp, kNoop, kWorker };
 
 const char *HandlerName(HandlerKind kind);
 
 struct QueueConfig {
     std::string name;
     HandlerKind handler = HandlerKind::kNoop;
-    int concurrency = 10;
+    int concurrency = 10;  // worker: jobs in flight per process
+    int processes = 1;     // worker: long-lived processes
     // Most jobs one claim takes. A large free capacity is filled by several
     // claims in a row, each next one sent as soon as the previous returns, so
     // the first handlers start while the database claims the next step.
@@ -40,11 +41,16 @@ struct QueueConfig {
     std::optional<Millis> heartbeat;  // unset: a third of the lease
     size_t max_output = 1 << 20;      // bytes of stdout / response body kept
 
-    // exec
+    // Jobs in flight at most for the whole queue.
+    int Slots() const {
+        return handler == HandlerKind::kWorker ? processes * concurrency : concurrency;
+    }
+
+    // exec and worker
     std::vector<std::string> command;  // argv; command[0] resolved to an absolute path
     int retry_exit_code = 75;          // EX_TEMPFAIL: retry with backoff
     int discard_exit_code = 65;        // EX_DATAERR: dead at once
-    Millis kill_grace{5'000};          // SIGTERM to SIGKILL on timeout
+    Millis kill_grace{5'000};  // SIGTERM to SIGKILL on timeout; worker: to end a cancelled job
 
     // http
     std::string url;

@@ -7,6 +7,10 @@
 //   kRetry    -> jobq.fail, the handler asked for a retry (backoff or retry_in)
 //   kFail     -> jobq.fail, the handler failed (backoff)
 //   kDiscard  -> jobq.fail(discard => true): dead at once, no more attempts
+//   kSleep    -> jobq.sleep: out of running for sleep_for, attempt given
+//                back, `state` saved (worker handler)
+//   kRelease  -> jobq.release: never started (a worker handler with no
+//                process to run it), attempt given back
 #pragma once
 
 #include <cstdint>
@@ -25,15 +29,20 @@ struct ClaimedJob {
     std::string payload;  // jsonb as text, passed through untouched
     int attempt = 0;
     int64_t token = 0;
+    // JSON text a resumed job left (jobq.claim's progress and saved_state).
+    std::optional<std::string> progress;
+    std::optional<std::string> saved_state;
 };
 
-enum class OutcomeKind { kComplete, kRetry, kFail, kDiscard };
+enum class OutcomeKind { kComplete, kRetry, kFail, kDiscard, kSleep, kRelease };
 
 struct Outcome {
     OutcomeKind kind = OutcomeKind::kComplete;
     std::optional<std::string> result;  // jsonb-safe JSON text
     std::string error;
     std::optional<Millis> retry_in;
+    Millis sleep_for{0};               // kSleep
+    std::optional<std::string> state;  // kSleep: JSON text to save (none: keep)
 };
 
 // The JSON document a handler receives: {"id","queue","attempt","payload"}.

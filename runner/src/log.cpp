@@ -59,6 +59,7 @@ void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> f
     std::string line = fmt::format("ts={}.{:03d}Z level={} msg={}", stamp, static_cast<int>(millis),
                                    LevelName(level), LogfmtValue(msg));
     for (const auto &field : fields) {
+        if (field.first.empty()) continue;  // an optional field left out
         line += ' ';
         line += field.first;
         line += '=';

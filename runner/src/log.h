@@ -22,7 +22,8 @@ using LogField = std::pair<std::string_view, std::string>;
 void SetVerbose(bool verbose);
 bool Verbose();
 
-// Writes one logfmt line to stderr if the level is enabled.
+// Writes one logfmt line to stderr if the level is enabled. Fields with an
+// empty key are left out.
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
 
 // Quotes a logfmt value when it contains spaces, quotes, '=' or controls.

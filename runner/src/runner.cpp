@@ -43,6 +43,10 @@ const char *OutcomeName(OutcomeKind kind) {
             return "fail";
         case OutcomeKind::kDiscard:
             return "discard";
+        case OutcomeKind::kSleep:
+            return "sleep";
+        case OutcomeKind::kRelease:
+            return "release";
     }
     return "?";
 }
@@ -62,7 +66,8 @@ Runner::Runner(Config config) : config_(std::move(config)) {
 Runner::~Runner() {
     jobs_.clear();  // kills any handler still running
     graveyard_.clear();
-    curl_.clear();  // after every transfer is gone
+    pools_.clear();  // after every execution that points into them
+    curl_.clear();   // after every transfer is gone
 }
 
 void Runner::SetUpSignals() {
@@ -129,6 +134,20 @@ int Runner::Run() {
         http_server_->Listen(host, port);
     }
 
+    for (QueueState &q : queues_) {
+        if (q.config->handler != HandlerKind::kWorker) continue;
+        QueueState *qs = &q;
+        pools_.push_back(std::make_unique<WorkerPool>(
+            loop_, reaper_, *q.config,
+            WorkerPool::Events{[this](int64_t id, std::optional<std::string> progress,
+                                      std::optional<std::string> state) {
+                                   OnProgress(id, std::move(progress), std::move(state));
+                               },
+                               [qs] { qs->want_claim = true; }}));
+        q.pool = pools_.back().get();
+        q.pool->Start();
+    }
+
     PgConnection::Options work_options{config_.dsn,           "work",
                                        Millis(10'000),        config_.query_timeout,
                                        config_.reconnect_min, config_.reconnect_max};
@@ -170,15 +189,21 @@ int Runner::Run() {
             loop_, listen_options,
             PgConnection::Callbacks{
                 [this] {
-                    listen_->Send("LISTEN jobq_wakeup", {}, [](PgOutcome o) {
+                    listen_->Send("LISTEN jobq_wakeup", {}, [this](PgOutcome o) {
                         if (o.failure == PgFailure::kSql)
                             Log(LogLevel::kError, "LISTEN failed", {{"error", o.error}});
+                        if (o.failure == PgFailure::kConnection || !listen_->idle()) return;
+                        listen_->Send("LISTEN jobq_cancel", {}, [](PgOutcome o2) {
+                            if (o2.failure == PgFailure::kSql)
+                                Log(LogLevel::kError, "LISTEN failed", {{"error", o2.error}});
+                        });
                     });
                     // Notifications sent while we were away are lost: look now.
                     WantAll();
                 },
                 nullptr,
                 [this](const std::string &channel, const std::string &payload) {
+                    if (channel == "jobq_cancel") return OnCancelled(payload);
                     if (channel != "jobq_wakeup") return;
                     for (QueueState &q : queues_) {
                         if (payload.empty() || q.config->name == payload) q.want_claim = true;
@@ -342,7 +367,7 @@ void Runner::Tick() {
     // A claim still in flight would come back with jobs to release, and a
     // settle in flight with jobs to forget: wait for both connections.
     bool quiet = (work_->idle() || !work_->ready()) && (settle_->idle() || !settle_->ready());
-    if (draining_ && jobs_.empty() && settler_->empty() && quiet) {
+    if (draining_ && jobs_.empty() && settler_->empty() && quiet && WorkersStopped()) {
         Log(LogLevel::kNotice, "shut down cleanly");
         loop_.Stop();
     }
@@ -353,6 +378,36 @@ void Runner::SendNext() {
     // batch n+1, instead of one backend doing both in turn.
     settler_->SendIfReady();
     if (work_->idle() && !draining_) MaybeClaim();
+}
+
+bool Runner::WorkersStopped() {
+    if (!workers_stopping_) {
+        workers_stopping_ = true;
+        for (auto &pool : pools_) pool->Shutdown();
+    }
+    for (auto &pool : pools_)
+        if (!pool->Stopped()) return false;
+    return true;
+}
+
+void Runner::OnCancelled(const std::string &payload) {
+    char *end = nullptr;
+    long long id = std::strtoll(payload.c_str(), &end, 10);
+    if (payload.empty() || *end != '\0') return;
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !it->second.execution) return;  // not ours, or ended already
+    Log(LogLevel::kNotice, "job cancelled in the database; handler stopped",
+        {{"job", std::to_string(id)}, {"queue", it->second.queue->config->name}});
+    ++metrics_.queue(it->second.queue->config->name).lost;
+    Forget(it);  // stops the handler; the job is finished already, nothing to settle
+}
+
+void Runner::OnProgress(int64_t id, std::optional<std::string> progress,
+                        std::optional<std::string> state) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !it->second.execution) return;
+    settler_->pending().progress.push_back(
+        ProgressItem{id, it->second.claimed.token, std::move(progress), std::move(state)});
 }
 
 void Runner::StopJob(Job &job, const char *why) {
@@ -403,8 +458,10 @@ bool Runner::MaybeClaim() {
         // concurrency's worth on top, so the next claim goes out while the
         // last batch is settled; beyond that, claims wait for the settles
         // instead of piling up finished jobs whose leases run out.
-        int capacity = q.config->concurrency - q.running - q.starting -
-                       std::max(0, q.unsettled - q.config->concurrency);
+        int slots = q.config->Slots();
+        int capacity = slots - q.running - q.starting - std::max(0, q.unsettled - slots);
+        // Worker queues: only what live processes can take now.
+        if (q.pool) capacity = std::min(capacity, q.pool->Slots() - q.starting);
         if (!q.want_claim || capacity <= 0 || now < q.blocked_until) continue;
         ClaimRequest request{q.config->name, std::min(capacity, q.config->claim_batch),
                              q.config->lease};
@@ -567,7 +624,14 @@ void Runner::StartHandler(Job &job) {
             job.execution = StartNoop(loop_, std::move(done));
             break;
         case HandlerKind::kExec:
-            job.execution = StartExec(loop_, reaper_, qc, job.claimed, std::move(done));
+            job.execution = StartExec(
+                loop_, reaper_, qc, job.claimed, std::move(done),
+                [this, id](std::optional<std::string> progress, std::optional<std::string> state) {
+                    OnProgress(id, std::move(progress), std::move(state));
+                });
+            break;
+        case HandlerKind::kWorker:
+            job.execution = job.queue->pool->StartJob(job.claimed, std::move(done));
             break;
         case HandlerKind::kHttp:
             job.execution = StartHttp(loop_, *curl_[static_cast<size_t>(id) % curl_.size()], qc,
@@ -607,6 +671,13 @@ void Runner::OnHandlerDone(int64_t id, Outcome outcome) {
     if (outcome.kind == OutcomeKind::kComplete) {
         settler_->pending().completes.push_back(
             CompleteItem{id, job.claimed.token, std::move(outcome.result)});
+    } else if (outcome.kind == OutcomeKind::kSleep) {
+        settler_->pending().sleeps.push_back(
+            SleepItem{id, job.claimed.token, outcome.sleep_for, std::move(outcome.state)});
+    } else if (outcome.kind == OutcomeKind::kRelease) {
+        Log(LogLevel::kWarn, "job not started; released",
+            {{"job", std::to_string(id)}, {"queue", queue}, {"reason", outcome.error}});
+        settler_->pending().releases.push_back(ReleaseItem{id, job.claimed.token});
     } else {
         std::string error = SanitizeText(outcome.error);
         if (error.empty()) error = "failed";
@@ -677,6 +748,11 @@ void Runner::OnSettleFailed(const SettleBatch &batch, const PgOutcome &outcome, 
     }
     for (auto &h : batch.heartbeats)
         report("heartbeat", h.id, h.token, "tried again at the next interval");
+    for (auto &p : batch.progress) report("progress report", p.id, p.token, "the job runs on");
+    for (auto &sl : batch.sleeps) {
+        report("sleep", sl.id, sl.token, returns);
+        EraseJob(sl.id, sl.token);
+    }
 }
 
 void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, TimePoint sent) {
@@ -749,6 +825,22 @@ void Runner::OnSettleAnswered(const SettleBatch &batch, const SettleAcks &acks, 
             Log(LogLevel::kInfo, "job released", {{"job", std::to_string(r.id)}, {"queue", queue}});
         EraseJob(r.id, r.token);
     }
+    for (const SleepItem &sl : batch.sleeps) {
+        std::string queue = queue_of(sl.id, sl.token);
+        QueueMetrics &m = queue.empty() ? scratch : metrics_.queue(queue);
+        if (acks.slept.count(sl.id)) {
+            if (Verbose())
+                Log(LogLevel::kInfo, "job sleeping",
+                    {{"job", std::to_string(sl.id)},
+                     {"queue", queue},
+                     {"for", FormatDuration(sl.delay)}});
+        } else {
+            refused(m, "sleep", sl.resent, sl.id, queue);
+        }
+        EraseJob(sl.id, sl.token);
+    }
+    // A progress report not applied means the job is no longer ours; the
+    // next heartbeat stops its handler. Nothing to do here.
     TimePoint now = EventLoop::Now();
     for (const HeartbeatItem &h : batch.heartbeats) {
         auto it = jobs_.find(h.id);

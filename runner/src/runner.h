@@ -7,6 +7,9 @@
 //                      settles one batch while it claims the next
 //   listen connection  LISTEN jobq_wakeup; a notification (payload: queue
 //                      name) is only a hint that a claim may find work;
+//                      and LISTEN jobq_cancel (payload: job id): a job
+//                      cancelled in SQL is stopped at once (the heartbeat,
+//                      which finds the job gone, is the fallback);
 //                      on listen_dsn if set; none behind a transaction-mode
 //                      pool without one (claims poll)
 //   pooled             the work connection's server connection changes
@@ -46,6 +49,7 @@
 #include "event_loop.h"
 #include "handlers/exec.h"
 #include "handlers/http.h"
+#include "handlers/worker.h"
 #include "job.h"
 #include "metrics.h"
 #include "metrics_server.h"
@@ -65,6 +69,7 @@ class Runner {
   private:
     struct QueueState {
         const QueueConfig *config;
+        WorkerPool *pool = nullptr;  // worker queues: their processes
         int running = 0;
         int starting = 0;  // claimed, handler about to start (within OnClaimed)
         int unsettled = 0;
@@ -108,6 +113,13 @@ class Runner {
     void OnClaimed(std::vector<ClaimRequest> requests, TimePoint sent, PgOutcome outcome);
     void StartHandler(Job &job);
     void OnHandlerDone(int64_t id, Outcome outcome);
+    // A worker process reported progress and/or state for a running job.
+    void OnProgress(int64_t id, std::optional<std::string> progress,
+                    std::optional<std::string> state);
+    // jobq_cancel: the job was cancelled in the database.
+    void OnCancelled(const std::string &payload);
+    // After a drain: worker processes are told to stop; true once none is left.
+    bool WorkersStopped();
     void Maintain();
     void StopJob(Job &job, const char *why);
     // The job's settle is queued: it counts as unsettled until forgotten.
@@ -126,6 +138,10 @@ class Runner {
     Config config_;
     EventLoop loop_;
     ChildReaper reaper_;
+    // Declared before jobs_ and graveyard_, destroyed after them: executions
+    // of worker jobs tell their pool when they go.
+    std::vector<std::unique_ptr<WorkerPool>> pools_;
+    bool workers_stopping_ = false;
     // Several multi handles (CurlShardCount), each with its own connection
     // cache, so libcurl's linear scans of a cache stay short with thousands
     // in flight. Jobs are spread by id; connection reuse works within each

@@ -33,7 +33,9 @@ std::pair<SettleBatch, SettleBatch> SplitBatch(SettleBatch batch) {
     n -= MoveFirst(batch.completes, first.completes, n);
     n -= MoveFirst(batch.fails, first.fails, n);
     n -= MoveFirst(batch.heartbeats, first.heartbeats, n);
-    MoveFirst(batch.releases, first.releases, n);
+    n -= MoveFirst(batch.releases, first.releases, n);
+    n -= MoveFirst(batch.progress, first.progress, n);
+    MoveFirst(batch.sleeps, first.sleeps, n);
     return {std::move(first), std::move(batch)};
 }
 
@@ -112,6 +114,11 @@ void Settler::OnOutcome(SettleBatch batch, bool isolating, TimePoint sent, PgOut
         again.fails.push_back(std::move(f));
     }
     for (auto &r : batch.releases) again.releases.push_back(r);
+    for (auto &p : batch.progress) again.progress.push_back(std::move(p));
+    for (auto &s : batch.sleeps) {
+        s.resent |= unknown;
+        again.sleeps.push_back(std::move(s));
+    }
     if (isolating && !scratch.empty()) isolating_.push_front(std::move(scratch));
 }
 

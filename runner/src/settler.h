@@ -62,7 +62,7 @@ class Settler {
 };
 
 // The first half of the batch's settles (in the order completes, fails,
-// heartbeats, releases) and the rest; both non-empty for a batch of two or more.
+// heartbeats, releases, progress, sleeps) and the rest; both non-empty for a batch of two or more.
 std::pair<SettleBatch, SettleBatch> SplitBatch(SettleBatch batch);
 
 }  // namespace jobq

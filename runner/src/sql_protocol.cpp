@@ -29,9 +29,11 @@ constexpr const char *kPayload = "payload";
 constexpr const char *kAttempt = "attempt";
 constexpr const char *kToken = "lease_token";
 constexpr const char *kLeaseLeft = "lease_left";
+constexpr const char *kProgress = "progress";
+constexpr const char *kSavedState = "saved_state";
 }  // namespace claim_column
 namespace settle_column {
-constexpr const char *kKind = "kind";  // 'c', 'f', 'h' or 'r'
+constexpr const char *kKind = "kind";  // 'c', 'f', 'h', 'r', 'p' or 's'
 constexpr const char *kId = "id";
 constexpr const char *kExtra = "extra";  // f: the new state; h: seconds of lease left
 }  // namespace settle_column
@@ -61,6 +63,42 @@ Statement BuildSettleStatement(const SettleBatch &batch) {
         st.params.emplace_back(std::move(value));
         return fmt::format("${}", st.params.size());
     };
+    // Progress first: the parts run in the order of the UNION ALL below,
+    // and a job's last progress report must land before its completion
+    // archives it (or its sleep releases the lease) in the same batch.
+    if (!batch.progress.empty()) {
+        auto ids = param(
+            Column(batch.progress, [](const ProgressItem &p) { return std::to_string(p.id); }));
+        auto tokens = param(
+            Column(batch.progress, [](const ProgressItem &p) { return std::to_string(p.token); }));
+        auto progress =
+            param(Column(batch.progress, [](const ProgressItem &p) { return p.progress; }));
+        auto states = param(Column(batch.progress, [](const ProgressItem &p) { return p.state; }));
+        // Applied when every part given was applied (a stale token: none).
+        ctes.push_back(fmt::format(
+            "p AS (SELECT u.id FROM unnest({}::bigint[], {}::bigint[], {}::jsonb[], {}::jsonb[]) "
+            "AS u(id, tok, progress, state) CROSS JOIN LATERAL (SELECT "
+            "(u.progress IS NULL OR jobq.set_progress(u.id, u.tok, u.progress)) AS a, "
+            "(u.state IS NULL OR jobq.save_state(u.id, u.tok, u.state)) AS b) x "
+            "WHERE x.a AND x.b)",
+            ids, tokens, progress, states));
+        selects.push_back("SELECT 'p'::text, p.id, NULL::text FROM p");
+    }
+    if (!batch.sleeps.empty()) {
+        auto ids =
+            param(Column(batch.sleeps, [](const SleepItem &s) { return std::to_string(s.id); }));
+        auto tokens =
+            param(Column(batch.sleeps, [](const SleepItem &s) { return std::to_string(s.token); }));
+        auto delays = param(
+            Column(batch.sleeps, [](const SleepItem &s) { return IntervalLiteral(s.delay); }));
+        auto states = param(Column(batch.sleeps, [](const SleepItem &s) { return s.state; }));
+        ctes.push_back(
+            fmt::format("s AS (SELECT u.id FROM unnest({}::bigint[], {}::bigint[], {}::interval[], "
+                        "{}::jsonb[]) AS u(id, tok, delay, state) "
+                        "WHERE jobq.sleep(u.id, u.tok, now() + u.delay, u.state))",
+                        ids, tokens, delays, states));
+        selects.push_back("SELECT 's'::text, s.id, NULL::text FROM s");
+    }
     if (!batch.completes.empty()) {
         auto ids = param(
             Column(batch.completes, [](const CompleteItem &c) { return std::to_string(c.id); }));
@@ -158,6 +196,12 @@ SettleAcks ParseSettleResult(const PGresult *result) {
             case 'r':
                 acks.released.insert(id);
                 break;
+            case 'p':
+                acks.progressed.insert(id);
+                break;
+            case 's':
+                acks.slept.insert(id);
+                break;
             default:
                 break;
         }
@@ -188,8 +232,10 @@ Statement BuildClaimStatement(const std::vector<ClaimRequest> &requests, const s
     st.sql = fmt::format(
         "SELECT c.id AS {}, c.queue AS {}, c.payload::text AS {}, c.attempt AS {}, "
         "c.lease_token AS {}, "
-        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 AS {} FROM ",
-        col::kId, col::kQueue, col::kPayload, col::kAttempt, col::kToken, col::kLeaseLeft);
+        "extract(epoch FROM c.lease_expires_at - clock_timestamp())::float8 AS {}, "
+        "c.progress::text AS {}, c.saved_state::text AS {} FROM ",
+        col::kId, col::kQueue, col::kPayload, col::kAttempt, col::kToken, col::kLeaseLeft,
+        col::kProgress, col::kSavedState);
     if (!durable)
         st.sql +=
             "(SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async(s) "
@@ -209,7 +255,9 @@ std::vector<ClaimedRow> ParseClaimResult(const PGresult *result) {
     int id = ColumnNumber(result, col::kId), queue = ColumnNumber(result, col::kQueue),
         payload = ColumnNumber(result, col::kPayload),
         attempt = ColumnNumber(result, col::kAttempt), token = ColumnNumber(result, col::kToken),
-        lease_left = ColumnNumber(result, col::kLeaseLeft);
+        lease_left = ColumnNumber(result, col::kLeaseLeft),
+        progress = ColumnNumber(result, col::kProgress),
+        saved_state = ColumnNumber(result, col::kSavedState);
     int n = PQntuples(result);
     rows.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -225,6 +273,8 @@ std::vector<ClaimedRow> ParseClaimResult(const PGresult *result) {
         const char *attempt_text = Value(result, i, attempt);
         row.job.attempt = attempt_text ? std::atoi(attempt_text) : 0;
         row.job.token = std::strtoll(token_text, nullptr, 10);
+        if (const char *p = Value(result, i, progress)) row.job.progress = p;
+        if (const char *p = Value(result, i, saved_state)) row.job.saved_state = p;
         const char *left = Value(result, i, lease_left);
         row.lease_left_seconds = left ? std::strtod(left, nullptr) : 0.0;
         rows.push_back(std::move(row));

@@ -55,16 +55,37 @@ struct ReleaseItem {
     int64_t token;
 };
 
+// Progress and/or state a running job reported (JSON text each).
+struct ProgressItem {
+    int64_t id;
+    int64_t token;
+    std::optional<std::string> progress;
+    std::optional<std::string> state;
+};
+
+// jobq.sleep: out of running for `delay`, state saved (none: keep).
+struct SleepItem {
+    int64_t id;
+    int64_t token;
+    Millis delay;
+    std::optional<std::string> state;
+    bool resent = false;  // sent again after a connection died with it in flight
+};
+
 struct SettleBatch {
     std::vector<CompleteItem> completes;
     std::vector<FailItem> fails;
     std::vector<HeartbeatItem> heartbeats;
     std::vector<ReleaseItem> releases;
+    std::vector<ProgressItem> progress;
+    std::vector<SleepItem> sleeps;
     bool empty() const {
-        return completes.empty() && fails.empty() && heartbeats.empty() && releases.empty();
+        return completes.empty() && fails.empty() && heartbeats.empty() && releases.empty() &&
+               progress.empty() && sleeps.empty();
     }
     size_t size() const {
-        return completes.size() + fails.size() + heartbeats.size() + releases.size();
+        return completes.size() + fails.size() + heartbeats.size() + releases.size() +
+               progress.size() + sleeps.size();
     }
 };
 
@@ -73,6 +94,8 @@ struct SettleAcks {
     std::map<int64_t, std::string> failed;  // id -> new state (retryable | dead)
     std::map<int64_t, double> heartbeats;   // id -> seconds of lease left
     std::set<int64_t> released;
+    std::set<int64_t> progressed;
+    std::set<int64_t> slept;
 };
 
 struct Statement {

@@ -77,6 +77,9 @@ CREATE TABLE jobq.job (
     errors           jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
     attempted_at     timestamptz,
+    -- What a running job saved to resume from (jobq.sleep, jobq.save_state);
+    -- claim hands it back. Kept across retries, dropped when the job finishes.
+    saved_state      jsonb,
     -- One C predicate instead of four SQL constraints: the executor parses
     -- constraint expressions again for every statement, and for a
     -- single-row enqueue that parse was a third of its CPU.

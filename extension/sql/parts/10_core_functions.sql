@@ -65,7 +65,7 @@ CREATE FUNCTION jobq.claim(
     lease interval DEFAULT NULL)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, max_attempts integer,
                lease_token bigint, lease_expires_at timestamptz, priority integer,
-               run_at timestamptz, created_at timestamptz)
+               run_at timestamptz, created_at timestamptz, progress jsonb, saved_state jsonb)
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- Its plans are generic (built once per backend); see claim.cpp.

@@ -18,12 +18,12 @@ CREATE VIEW jobq.jobs AS
     SELECT j.id, j.queue, jobq._display_state(j.state, j.run_at) AS state, j.attempt,
            j.max_attempts, j.priority, j.payload, j.run_at, j.created_at, j.attempted_at,
            NULL::timestamptz AS finished_at, j.unique_key, j.worker, j.lease_expires_at,
-           j.progress, j.errors, NULL::jsonb AS result
+           j.progress, j.errors, NULL::jsonb AS result, j.saved_state
     FROM jobq.job j
     UNION ALL
     SELECT a.id, a.queue, a.state, a.attempt, a.max_attempts, a.priority, a.payload, a.run_at,
            a.created_at, a.attempted_at, a.finished_at, a.unique_key, a.worker,
-           NULL::timestamptz, a.progress, a.errors, a.result
+           NULL::timestamptz, a.progress, a.errors, a.result, NULL::jsonb
     FROM jobq.archive a;
 
 -- The archive tally's mark (see jobq.archive_tally): archive rows finished
@@ -107,26 +107,37 @@ END
 $$;
 
 -- cancel(id): a waiting or running job is finished as 'cancelled'. A
--- running job's runner learns it at its next heartbeat, and its late
--- settle is refused. Returns false if the job had already finished.
+-- running job's runner is told at commit by a notification on channel
+-- jobq_cancel (payload: the job id), and learns it at its next heartbeat
+-- if it missed that; its late settle is refused. Returns false if the job
+-- had already finished.
 CREATE FUNCTION jobq.cancel(id bigint)
 RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    was text;
 BEGIN
     IF $1 IS NULL THEN
         RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     WITH gone AS (
         DELETE FROM jobq.job j WHERE j.id = $1 RETURNING j.*
+    ), archived AS (
+        INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt,
+                                  max_attempts, unique_key, worker, progress, errors, result,
+                                  created_at, attempted_at, finished_at)
+        SELECT g.id, g.queue, 'cancelled', g.payload, g.priority, g.run_at, g.attempt,
+               g.max_attempts, g.unique_key, g.worker, g.progress, g.errors, NULL, g.created_at,
+               g.attempted_at, now()
+        FROM gone g
     )
-    INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt, max_attempts,
-                              unique_key, worker, progress, errors, result, created_at,
-                              attempted_at, finished_at)
-    SELECT g.id, g.queue, 'cancelled', g.payload, g.priority, g.run_at, g.attempt, g.max_attempts,
-           g.unique_key, g.worker, g.progress, g.errors, NULL, g.created_at, g.attempted_at, now()
-    FROM gone g;
+    SELECT g.state INTO was FROM gone g;
     IF FOUND THEN
+        -- Only a running job has a handler to stop; NOTIFY is sent at commit.
+        IF was = 'running' THEN
+            PERFORM pg_catalog.pg_notify('jobq_cancel', $1::text);
+        END IF;
         RETURN true;
     END IF;
     IF EXISTS (SELECT 1 FROM jobq.archive a WHERE a.id = $1) THEN

@@ -46,7 +46,7 @@ namespace {
 
 namespace stmt = jobq::sql::stmt;
 
-constexpr int kClaimColumns = 10;
+constexpr int kClaimColumns = 12;
 
 // Claims from `queues` and appends the rows; returns rows claimed. One
 // queue takes the direct path (claim_direct.cpp), leased for `lease` or,

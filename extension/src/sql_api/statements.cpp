@@ -121,7 +121,8 @@ PlanSlot count_running = {
     "FROM token, jobq.queue q "                                                      \
     "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "       \
     "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"  \
-    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at"
+    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at, j.progress," \
+    "  j.saved_state"
 
 PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
                        4,

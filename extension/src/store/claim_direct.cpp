@@ -49,7 +49,7 @@ using jobq::pg::JobqRelid;
 // 0-based column positions of jobq.job that the claim reads or sets.
 struct JobColumns {
     int id, queue, state, payload, priority, run_at, attempt, max_attempts, lease_token,
-        lease_expires_at, worker, created_at, attempted_at;
+        lease_expires_at, worker, created_at, attempted_at, progress, saved_state;
 };
 
 JobColumns ColumnsOf(Relation job) {
@@ -60,7 +60,8 @@ JobColumns ColumnsOf(Relation job) {
                       at("attempt"),     at("max_attempts"),
                       at("lease_token"), at("lease_expires_at"),
                       at("worker"),      at("created_at"),
-                      at("attempted_at")};
+                      at("attempted_at"),  at("progress"),
+                      at("saved_state")};
 }
 
 bool IsRunning(Datum state) {
@@ -161,9 +162,10 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
         ResetPerTupleExprContext(estate);
 
         // The claim's columns: id, queue, payload, attempt, max_attempts,
-        // lease_token, lease_expires_at, priority, run_at, created_at. The
-        // old version's data stays pinned in old_slot until the next fetch.
-        Datum out[10] = {new_slot->tts_values[c.id],
+        // lease_token, lease_expires_at, priority, run_at, created_at,
+        // progress, saved_state (both NULL unless a resumed job left them).
+        // The old version's data stays pinned in old_slot until the next fetch.
+        Datum out[12] = {new_slot->tts_values[c.id],
                          new_slot->tts_values[c.queue],
                          new_slot->tts_values[c.payload],
                          Int32GetDatum(attempt),
@@ -172,8 +174,12 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
                          lease_expires_at,
                          Int32GetDatum(DatumGetInt16(new_slot->tts_values[c.priority])),
                          new_slot->tts_values[c.run_at],
-                         new_slot->tts_values[c.created_at]};
-        bool out_nulls[10] = {false};
+                         new_slot->tts_values[c.created_at],
+                         new_slot->tts_values[c.progress],
+                         new_slot->tts_values[c.saved_state]};
+        bool out_nulls[12] = {false};
+        out_nulls[10] = new_slot->tts_isnull[c.progress];
+        out_nulls[11] = new_slot->tts_isnull[c.saved_state];
         jobq::pg::PutResultRow(fcinfo, out, out_nulls);
         ++claimed;
     }

@@ -17,7 +17,9 @@
 
 #include <fmt/format.h>
 
+#include "handlers/worker_protocol.h"
 #include "json_text.h"
+#include "log.h"
 #include "unique_fd.h"
 
 extern char **environ;
@@ -26,6 +28,10 @@ namespace jobq {
 namespace {
 
 constexpr size_t kStderrTail = 4096;
+// The command's end of the talk-back channel.
+constexpr int kTalkbackFd = 3;
+// Talk-back log lines kept per job (the rest are counted).
+constexpr int kTalkbackLogLines = 100;
 
 std::string TrimSpace(std::string s) {
     while (!s.empty() &&
@@ -45,6 +51,7 @@ void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK
 // only and reports an exec error through the request.
 struct SpawnRequest {
     int stdin_fd, stdout_fd, stderr_fd;
+    int talkback_fd;  // becomes fd 3 of the command; -1: none
     char **argv, **envp;
     pid_t parent;
     int exec_error;  // set by the child when it cannot exec
@@ -72,6 +79,13 @@ int SpawnedChildMain(void *arg) {
         req->exec_error = errno;
         _exit(127);
     }
+    // dup2 onto itself keeps close-on-exec: clear it by hand then.
+    if (req->talkback_fd >= 0 &&
+        (req->talkback_fd == kTalkbackFd ? fcntl(kTalkbackFd, F_SETFD, 0)
+                                         : dup2(req->talkback_fd, kTalkbackFd)) < 0) {
+        req->exec_error = errno;
+        _exit(127);
+    }
     execve(req->argv[0], req->argv, req->envp);
     req->exec_error = errno;
     _exit(127);
@@ -95,12 +109,14 @@ pid_t SpawnChild(SpawnRequest *req) {
 class ExecExecution : public Execution {
   public:
     ExecExecution(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue,
-                  const ClaimedJob &job, DoneCallback done)
+                  const ClaimedJob &job, DoneCallback done, ProgressCallback progress)
         : loop_(loop),
           reaper_(reaper),
           queue_(queue),
           done_(std::move(done)),
-          input_(JobDocument(job)) {
+          progress_(std::move(progress)),
+          input_(ExecDocument(job)),
+          job_id_(job.id) {
         Spawn(job);
     }
 
@@ -108,7 +124,7 @@ class ExecExecution : public Execution {
         loop_.Cancel(timeout_timer_);
         loop_.Cancel(kill_timer_);
         loop_.Cancel(spawn_error_timer_);
-        for (UniqueFd *fd : {&stdin_, &stdout_, &stderr_}) {
+        for (UniqueFd *fd : {&stdin_, &stdout_, &stderr_, &talkback_}) {
             if (fd->valid()) loop_.Unwatch(fd->get());
         }
         if (pid_ > 0 && !exited_) {
@@ -128,15 +144,20 @@ class ExecExecution : public Execution {
         UniqueFd out_r(out[0]), out_w(out[1]);
         if (pipe2(err, O_CLOEXEC) != 0) return SpawnFailed(errno);
         UniqueFd err_r(err[0]), err_w(err[1]);
+        int talk[2];
+        if (pipe2(talk, O_CLOEXEC) != 0) return SpawnFailed(errno);
+        UniqueFd talk_r(talk[0]), talk_w(talk[1]);
 
         std::vector<std::string> env_strings;
         for (char **e = environ; *e; ++e) {
             std::string_view entry(*e);
             if (entry.rfind("JOBQ_JOB_ID=", 0) == 0 || entry.rfind("JOBQ_ATTEMPT=", 0) == 0 ||
-                entry.rfind("JOBQ_QUEUE=", 0) == 0 || entry.rfind("JOBQ_LEASE_TOKEN=", 0) == 0)
+                entry.rfind("JOBQ_QUEUE=", 0) == 0 || entry.rfind("JOBQ_LEASE_TOKEN=", 0) == 0 ||
+                entry.rfind("JOBQ_TALKBACK_FD=", 0) == 0)
                 continue;
             env_strings.emplace_back(entry);
         }
+        env_strings.push_back(fmt::format("JOBQ_TALKBACK_FD={}", kTalkbackFd));
         env_strings.push_back(fmt::format("JOBQ_JOB_ID={}", job.id));
         env_strings.push_back(fmt::format("JOBQ_ATTEMPT={}", job.attempt));
         env_strings.push_back(fmt::format("JOBQ_QUEUE={}", job.queue));
@@ -150,23 +171,19 @@ class ExecExecution : public Execution {
         for (auto &s : args) argv.push_back(s.data());
         argv.push_back(nullptr);
 
-        SpawnRequest request{
-            in_r.get(), out_w.get(), err_w.get(), argv.data(), envp.data(), getpid(), 0};
-        pid_t pid = SpawnChild(&request);
-        if (pid < 0) return SpawnFailed(errno);
-        // Parent: the group exists at once (no race with an early kill).
-        setpgid(pid, pid);
-        if (request.exec_error != 0) {
-            int status;
-            waitpid(pid, &status, 0);
-            return SpawnFailed(request.exec_error);
-        }
+        int error = 0;
+        pid_t pid = SpawnProcess(argv.data(), envp.data(), in_r.get(), out_w.get(), err_w.get(),
+                                 talk_w.get(), &error);
+        if (pid < 0) return SpawnFailed(error);
         pid_ = pid;
         started_ = EventLoop::Now();
 
         stdin_ = std::move(in_w);
         stdout_ = std::move(out_r);
         stderr_ = std::move(err_r);
+        talkback_ = std::move(talk_r);
+        SetNonBlocking(talkback_.get());
+        loop_.Watch(talkback_.get(), EPOLLIN, [this](uint32_t) { ReadTalkback(); });
         SetNonBlocking(stdin_.get());
         SetNonBlocking(stdout_.get());
         SetNonBlocking(stderr_.get());
@@ -250,16 +267,97 @@ class ExecExecution : public Execution {
         // still holding them open was killed with the group by the reaper.
         if (stdout_.valid()) ReadPipe(stdout_, true);
         if (stderr_.valid()) ReadPipe(stderr_, false);
-        for (UniqueFd *fd : {&stdin_, &stdout_, &stderr_}) {
+        if (talkback_.valid()) ReadTalkback();
+        for (UniqueFd *fd : {&stdin_, &stdout_, &stderr_, &talkback_}) {
             if (fd->valid()) {
                 loop_.Unwatch(fd->get());
                 fd->Reset();
             }
         }
+        if (dropped_logs_ > 0)
+            Log(LogLevel::kWarn, "exec talk-back log lines dropped",
+                {{"job", std::to_string(job_id_)}, {"dropped", std::to_string(dropped_logs_)}});
         std::string tail = stderr_text_.size() > kStderrTail
                                ? stderr_text_.substr(stderr_text_.size() - kStderrTail)
                                : stderr_text_;
-        Report(ExecOutcome(queue_, status, timed_out_, stdout_text_, stdout_truncated_, tail));
+        Outcome outcome =
+            ExecOutcome(queue_, status, timed_out_, stdout_text_, stdout_truncated_, tail);
+        if (sleep_ && outcome.kind == OutcomeKind::kComplete) {
+            // It asked to sleep and exited 0: the job sleeps instead.
+            outcome = Outcome{};
+            outcome.kind = OutcomeKind::kSleep;
+            outcome.sleep_for = sleep_->sleep_for;
+            outcome.state = sleep_->state;
+        }
+        Report(std::move(outcome));
+    }
+
+    // Lines on the talk-back channel (docs/runner.md, "exec").
+    void ReadTalkback() {
+        char buf[16384];
+        size_t limit = queue_.max_output + 64 * 1024;
+        for (;;) {
+            ssize_t n = read(talkback_.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) return;
+            if (n <= 0) {
+                loop_.Unwatch(talkback_.get());
+                talkback_.Reset();
+                return;
+            }
+            for (ssize_t i = 0; i < n; ++i) {
+                if (buf[i] != '\n') {
+                    if (talk_line_.size() < limit)
+                        talk_line_ += buf[i];
+                    else
+                        talk_overflow_ = true;
+                    continue;
+                }
+                if (talk_overflow_)
+                    Log(LogLevel::kWarn, "exec talk-back line over the size limit; ignored",
+                        {{"job", std::to_string(job_id_)}});
+                else if (!talk_line_.empty())
+                    HandleTalkback(talk_line_);
+                talk_line_.clear();
+                talk_overflow_ = false;
+            }
+        }
+    }
+
+    void HandleTalkback(std::string_view line) {
+        ParsedLine parsed = ParseChildLine(line, job_id_);
+        std::string job = std::to_string(job_id_);
+        if (!parsed.message) {
+            Log(LogLevel::kWarn, "exec talk-back line ignored",
+                {{"job", job}, {"error", parsed.error}});
+            return;
+        }
+        ChildMessage &m = *parsed.message;
+        switch (m.type) {
+            case ChildMessageType::kProgress:
+                if (progress_) progress_(m.progress, m.state);
+                return;
+            case ChildMessageType::kSleep:
+                sleep_ = std::move(m);
+                return;
+            case ChildMessageType::kLog:
+                if (++log_lines_ > kTalkbackLogLines) {
+                    ++dropped_logs_;
+                    return;
+                }
+                Log(m.level == "error"   ? LogLevel::kError
+                    : m.level == "warn"  ? LogLevel::kWarn
+                    : m.level == "debug" ? LogLevel::kDebug
+                                         : LogLevel::kNotice,
+                    m.message, {{"job", job}, {"queue", queue_.name}});
+                return;
+            default:
+                Log(LogLevel::kWarn,
+                    "exec talk-back line ignored: only progress, sleep and log; the exit status "
+                    "ends the job",
+                    {{"job", job}});
+                return;
+        }
     }
 
     void Report(Outcome outcome) {
@@ -272,7 +370,15 @@ class ExecExecution : public Execution {
     ChildReaper &reaper_;
     const QueueConfig &queue_;
     DoneCallback done_;
+    ProgressCallback progress_;
     std::string input_;
+    int64_t job_id_;
+    UniqueFd talkback_;
+    std::string talk_line_;
+    bool talk_overflow_ = false;
+    std::optional<ChildMessage> sleep_;  // the last sleep line, applied on exit 0
+    int log_lines_ = 0;
+    uint64_t dropped_logs_ = 0;
     size_t written_ = 0;
     pid_t pid_ = -1;
     bool exited_ = false;
@@ -285,6 +391,25 @@ class ExecExecution : public Execution {
 };
 
 }  // namespace
+
+pid_t SpawnProcess(char **argv, char **envp, int stdin_fd, int stdout_fd, int stderr_fd,
+                   int talkback_fd, int *error) {
+    SpawnRequest request{stdin_fd, stdout_fd, stderr_fd, talkback_fd, argv, envp, getpid(), 0};
+    pid_t pid = SpawnChild(&request);
+    if (pid < 0) {
+        *error = errno;
+        return -1;
+    }
+    // Parent: the group exists at once (no race with an early kill).
+    setpgid(pid, pid);
+    if (request.exec_error != 0) {
+        int status;
+        waitpid(pid, &status, 0);
+        *error = request.exec_error;
+        return -1;
+    }
+    return pid;
+}
 
 void ChildReaper::Forget(pid_t pid) {
     auto it = children_.find(pid);
@@ -348,9 +473,19 @@ Outcome ExecOutcome(const QueueConfig &queue, int wait_status, bool timed_out,
     return o;
 }
 
+std::string ExecDocument(const ClaimedJob &job) {
+    std::string doc = JobDocument(job);
+    doc.pop_back();  // the closing brace
+    // jsonb output from the server: valid JSON already.
+    return fmt::format("{},\"state\":{},\"progress\":{}}}", doc, job.saved_state.value_or("null"),
+                       job.progress.value_or("null"));
+}
+
 std::unique_ptr<Execution> StartExec(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue,
-                                     const ClaimedJob &job, DoneCallback done) {
-    return std::make_unique<ExecExecution>(loop, reaper, queue, job, std::move(done));
+                                     const ClaimedJob &job, DoneCallback done,
+                                     ProgressCallback progress) {
+    return std::make_unique<ExecExecution>(loop, reaper, queue, job, std::move(done),
+                                           std::move(progress));
 }
 
 }  // namespace jobq

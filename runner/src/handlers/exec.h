@@ -12,6 +12,10 @@
 //   exit 0 completes; retry_exit_code (75, EX_TEMPFAIL) retries;
 //   discard_exit_code (65, EX_DATAERR) moves the job to dead at once; any
 //   other exit or a signal fails the attempt (retried with backoff).
+// talk-back  fd 3 (JOBQ_TALKBACK_FD): JSON lines of the worker protocol
+//           (handlers/worker_protocol.h) without "id": progress and log at
+//           any time; sleep, which takes effect if the command exits 0. The
+//           stdin document then also carries "state" and "progress".
 // Timeout: SIGTERM to the process group, SIGKILL after kill_grace. When the
 // child exits, whatever is left in its process group is killed: no orphans.
 // If the runner itself dies, the child gets SIGKILL (PR_SET_PDEATHSIG).
@@ -21,6 +25,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <unordered_map>
 
 #include "config.h"
@@ -43,8 +49,25 @@ class ChildReaper {
     std::unordered_map<pid_t, ExitCallback> children_;
 };
 
+// Starts argv (argv[0] an absolute path) with the given fds as its stdin,
+// stdout and stderr, as the leader of its own process group, killed if the
+// runner dies (see exec.cpp). Returns the pid, or -1 with *error set to
+// the errno of the failed fork or exec. Used by the worker handler too.
+// talkback_fd (-1: none) becomes the command's fd 3.
+pid_t SpawnProcess(char **argv, char **envp, int stdin_fd, int stdout_fd, int stderr_fd,
+                   int talkback_fd, int *error);
+
+// Progress and/or state (JSON text) a command reported on its talk-back fd.
+using ProgressCallback =
+    std::function<void(std::optional<std::string> progress, std::optional<std::string> state)>;
+
 std::unique_ptr<Execution> StartExec(EventLoop &loop, ChildReaper &reaper, const QueueConfig &queue,
-                                     const ClaimedJob &job, DoneCallback done);
+                                     const ClaimedJob &job, DoneCallback done,
+                                     ProgressCallback progress = nullptr);
+
+// The document on the command's stdin: the job document plus "state" and
+// "progress" an earlier run left (null when none).
+std::string ExecDocument(const ClaimedJob &job);
 
 // Decides an exec outcome from how the child ended (pure; unit-tested).
 Outcome ExecOutcome(const QueueConfig &queue, int wait_status, bool timed_out,

@@ -309,3 +309,30 @@ TEST(Config, PoolModeAndListenDsn) {
     ExpectError(std::string("[database]\nlisten_dsn = \"a = = b\"\n") + kMinimalExec,
                 "database.listen_dsn", "invalid connection string");
 }
+
+TEST(Config, Worker) {
+    Config c = Parse(
+        "[queues.w]\nhandler = \"worker\"\ncommand = [\"/bin/cat\"]\nprocesses = 3\n"
+        "concurrency = 50\nkill_grace = \"2s\"\n");
+    ASSERT_EQ(c.queues.size(), 1u);
+    const jobq::QueueConfig &q = c.queues[0];
+    EXPECT_EQ(q.handler, jobq::HandlerKind::kWorker);
+    EXPECT_EQ(q.processes, 3);
+    EXPECT_EQ(q.concurrency, 50);
+    EXPECT_EQ(q.Slots(), 150);  // concurrency is per process
+    EXPECT_EQ(q.kill_grace, jobq::Millis(2000));
+    EXPECT_EQ(q.command[0], "/bin/cat");
+}
+
+TEST(ConfigErrors, Worker) {
+    const std::string w = "[queues.q]\nhandler = \"worker\"\ncommand = [\"/bin/cat\"]\n";
+    ExpectError("[queues.q]\nhandler = \"worker\"\n", "queues.q.command",
+                "required for handler = \"worker\"");
+    ExpectError(w + "processes = 0\n", "queues.q.processes", "between");
+    ExpectError(w + "processes = 1000\nconcurrency = 1000\n", "queues.q.processes",
+                "at most 100000");
+    ExpectError(w + "retry_exit_code = 3\n", "queues.q.retry_exit_code",
+                "not valid for handler \"worker\"");
+    ExpectError(std::string(kMinimalExec) + "processes = 2\n", "queues.q.processes",
+                "not valid for handler \"exec\"");
+}

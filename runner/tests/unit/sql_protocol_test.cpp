@@ -135,3 +135,55 @@ TEST(SettleResult, AcksByKind) {
     EXPECT_DOUBLE_EQ(acks.heartbeats.at(3), 9.5);
     EXPECT_EQ(acks.released, std::set<int64_t>{4});
 }
+
+TEST(SettleStatement, ProgressAndSleeps) {
+    jobq::SettleBatch batch;
+    batch.progress.push_back({1, 11, std::string("{\"pct\":5}"), std::nullopt});
+    batch.sleeps.push_back({2, 12, jobq::Millis(1500), std::string("{\"page\":3}")});
+    auto st = jobq::BuildSettleStatement(batch);
+    EXPECT_NE(st.sql.find("jobq.set_progress(u.id, u.tok, u.progress)"), std::string::npos);
+    EXPECT_NE(st.sql.find("jobq.save_state(u.id, u.tok, u.state)"), std::string::npos);
+    EXPECT_NE(st.sql.find("jobq.sleep(u.id, u.tok, now() + u.delay, u.state)"), std::string::npos);
+    ASSERT_EQ(st.params.size(), 8u);
+    EXPECT_EQ(*st.params[3], "{NULL}");  // no state: save_state is not called
+    EXPECT_EQ(*st.params[6], "{\"1500 milliseconds\"}");
+
+    PGresult *res = MakeResult({"kind", "id", "extra"}, {{"p", "1", nullptr}, {"s", "2", nullptr}});
+    auto acks = jobq::ParseSettleResult(res);
+    PQclear(res);
+    EXPECT_EQ(acks.progressed, std::set<int64_t>{1});
+    EXPECT_EQ(acks.slept, std::set<int64_t>{2});
+
+    auto [first, second] = jobq::SplitBatch(batch);
+    EXPECT_EQ(first.progress.size(), 1u);
+    EXPECT_EQ(second.sleeps.size(), 1u);
+}
+
+TEST(ClaimResult, ResumedJobsBringProgressAndState) {
+    auto st = jobq::BuildClaimStatement({{"a", 5, std::nullopt}}, "host:1");
+    for (const char *alias : {"AS progress", "AS saved_state"})
+        EXPECT_NE(st.sql.find(alias), std::string::npos) << alias;
+    PGresult *res = MakeResult(
+        {"id", "queue", "lease_token", "progress", "saved_state"},
+        {{"1", "a", "7", "{\"pct\": 5}", "{\"page\": 3}"}, {"2", "a", "7", nullptr, nullptr}});
+    auto rows = jobq::ParseClaimResult(res);
+    PQclear(res);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].job.progress.value(), "{\"pct\": 5}");
+    EXPECT_EQ(rows[0].job.saved_state.value(), "{\"page\": 3}");
+    EXPECT_FALSE(rows[1].job.progress);
+    EXPECT_FALSE(rows[1].job.saved_state);
+}
+
+// The parts run in the order of the UNION ALL: a progress report sent with
+// its job's completion in one batch is applied before the job is archived.
+TEST(SettleStatement, ProgressBeforeCompletion) {
+    jobq::SettleBatch batch;
+    batch.completes.push_back({1, 11, std::nullopt});
+    batch.progress.push_back({1, 11, std::string("{\"pct\":100}"), std::nullopt});
+    auto st = jobq::BuildSettleStatement(batch);
+    size_t p = st.sql.find("FROM p UNION ALL"), c = st.sql.find("FROM c");
+    ASSERT_NE(p, std::string::npos) << st.sql;
+    ASSERT_NE(c, std::string::npos) << st.sql;
+    EXPECT_LT(p, c);
+}
