@@ -302,8 +302,28 @@ CREATE OR REPLACE VIEW jobq.queue_stats AS
         WHERE a.queue = q.name AND a.finished_at > now() - interval '5 minutes') recent ON true;
 
 
+-- Saved state (60_resume.sql): a new last column of jobq.job, as in a
+-- fresh install (ADD COLUMN appends; the part keeps it last). jobq.jobs
+-- gains it as its last column, which CREATE OR REPLACE VIEW may append:
+-- the view keeps its grants, its comment and jobq.job(bigint), which
+-- returns its rows.
+ALTER TABLE jobq.job ADD COLUMN saved_state jsonb;
+
+CREATE OR REPLACE VIEW jobq.jobs AS
+    SELECT j.id, j.queue, jobq._display_state(j.state, j.run_at) AS state, j.attempt,
+           j.max_attempts, j.priority, j.payload, j.run_at, j.created_at, j.attempted_at,
+           NULL::timestamptz AS finished_at, j.unique_key, j.worker, j.lease_expires_at,
+           j.progress, j.errors, NULL::jsonb AS result, j.saved_state
+    FROM jobq.job j
+    UNION ALL
+    SELECT a.id, a.queue, a.state, a.attempt, a.max_attempts, a.priority, a.payload, a.run_at,
+           a.created_at, a.attempted_at, a.finished_at, a.unique_key, a.worker,
+           NULL::timestamptz, a.progress, a.errors, a.result, NULL::jsonb
+    FROM jobq.archive a;
+
 -- job, cancel, retry: a NULL id is an error; retry takes the job off the
--- tally.
+-- tally. cancel notifies channel jobq_cancel (payload: the job id) at
+-- commit when the job was running, so its runner stops it at once.
 CREATE OR REPLACE FUNCTION jobq.job(id bigint)
 RETURNS SETOF jobq.jobs LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -320,20 +340,29 @@ CREATE OR REPLACE FUNCTION jobq.cancel(id bigint)
 RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    was text;
 BEGIN
     IF $1 IS NULL THEN
         RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     WITH gone AS (
         DELETE FROM jobq.job j WHERE j.id = $1 RETURNING j.*
+    ), archived AS (
+        INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt,
+                                  max_attempts, unique_key, worker, progress, errors, result,
+                                  created_at, attempted_at, finished_at)
+        SELECT g.id, g.queue, 'cancelled', g.payload, g.priority, g.run_at, g.attempt,
+               g.max_attempts, g.unique_key, g.worker, g.progress, g.errors, NULL, g.created_at,
+               g.attempted_at, now()
+        FROM gone g
     )
-    INSERT INTO jobq.archive (id, queue, state, payload, priority, run_at, attempt, max_attempts,
-                              unique_key, worker, progress, errors, result, created_at,
-                              attempted_at, finished_at)
-    SELECT g.id, g.queue, 'cancelled', g.payload, g.priority, g.run_at, g.attempt, g.max_attempts,
-           g.unique_key, g.worker, g.progress, g.errors, NULL, g.created_at, g.attempted_at, now()
-    FROM gone g;
+    SELECT g.state INTO was FROM gone g;
     IF FOUND THEN
+        -- Only a running job has a handler to stop; NOTIFY is sent at commit.
+        IF was = 'running' THEN
+            PERFORM pg_catalog.pg_notify('jobq_cancel', $1::text);
+        END IF;
         RETURN true;
     END IF;
     IF EXISTS (SELECT 1 FROM jobq.archive a WHERE a.id = $1) THEN
@@ -669,6 +698,112 @@ AS 'MODULE_PATHNAME', 'jobq_created_by_restore';
 REVOKE ALL ON TABLE jobq._restore_session FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobq._created_by_restore() FROM PUBLIC;
 
+-- claim returns two more columns, the job's progress and saved state
+-- (60_resume.sql). A changed result type needs DROP + CREATE; nothing in
+-- the extension depends on claim. Its grant and REVOKE are given again
+-- below, its comment with the others.
+DROP FUNCTION jobq.claim(text[], text, integer, interval);
+CREATE FUNCTION jobq.claim(
+    queues text[],
+    worker text,
+    max_jobs integer DEFAULT 1,
+    lease interval DEFAULT NULL)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, max_attempts integer,
+               lease_token bigint, lease_expires_at timestamptz, priority integer,
+               run_at timestamptz, created_at timestamptz, progress jsonb, saved_state jsonb)
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+-- Its plans are generic (built once per backend); see claim.cpp.
+SET enable_seqscan = off
+AS 'MODULE_PATHNAME', 'jobq_claim';
+
+-- Jobs that pause and resume (60_resume.sql): save_state and sleep, and
+-- their checks.
+-- The size rule of payloads (jobq.max_payload_size) for saved state.
+CREATE FUNCTION jobq._check_state_size(state jsonb)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bytes integer := pg_catalog.octet_length(state::text);
+    -- pg_settings gives the setting in bytes (current_setting adds a unit).
+    max_bytes integer := coalesce(
+        (SELECT s.setting::integer FROM pg_catalog.pg_settings s
+         WHERE s.name = 'jobq.max_payload_size'), 1048576);
+BEGIN
+    IF bytes > max_bytes THEN
+        RAISE EXCEPTION 'saved state is too large (% bytes)', bytes
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = pg_catalog.format('The limit is %s bytes, set by jobq.max_payload_size.',
+                                             max_bytes),
+                  HINT = 'Store large data in a table and save its key.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION jobq._require_arg(value anyelement, name text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+END
+$$;
+
+-- save_state(id, token, state): records the state a running job would
+-- resume from, without leaving running. True when applied.
+CREATE FUNCTION jobq.save_state(id bigint, token bigint, state jsonb)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM jobq._require_arg($1, 'id');
+    PERFORM jobq._require_arg($2, 'token');
+    PERFORM jobq._require_arg($3, 'state');
+    PERFORM jobq._check_state_size($3);
+    UPDATE jobq.job j SET saved_state = $3
+    WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running';
+    RETURN FOUND;
+END
+$$;
+
+-- sleep(id, token, until, state): the running job leaves running until
+-- `until` (at once if it has passed), its claim's attempt given back, its
+-- lease released; `state` (when not NULL) replaces the saved state. True
+-- when applied.
+CREATE FUNCTION jobq.sleep(id bigint, token bigint, until timestamptz, state jsonb DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q text;
+BEGIN
+    PERFORM jobq._require_arg($1, 'id');
+    PERFORM jobq._require_arg($2, 'token');
+    PERFORM jobq._require_arg($3, 'until');
+    IF NOT pg_catalog.isfinite($3) THEN
+        RAISE EXCEPTION 'until must be a finite time' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $4 IS NOT NULL THEN
+        PERFORM jobq._check_state_size($4);
+    END IF;
+    UPDATE jobq.job j
+    SET state = CASE WHEN $3 > now() THEN 'scheduled' ELSE 'available' END,
+        run_at = GREATEST($3, now()), attempt = j.attempt - 1,
+        lease_token = NULL, lease_expires_at = NULL,
+        saved_state = coalesce($4, j.saved_state)
+    WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running'
+    RETURNING j.queue INTO q;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM jobq._note_wakeup(q, GREATEST($3, now()));
+    RETURN true;
+END
+$$;
+
 -- Privileges of the new objects, as 90_grants.sql and 50_worker.sql give
 -- them in a fresh install (PUBLIC gets nothing in schema jobq).
 REVOKE ALL ON TABLE jobq.archive_tally, jobq.archive_tally_mark FROM PUBLIC;
@@ -683,6 +818,17 @@ GRANT EXECUTE ON FUNCTION jobq._tally_forget(text, text, timestamptz, bigint),
     jobq._tally_advance(), jobq._tally_rebuild()
 TO jobq_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON jobq.archive_tally, jobq.archive_tally_mark TO jobq_admin;
+
+REVOKE ALL ON FUNCTION jobq.claim(text[], text, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobq.claim(text[], text, integer, interval) TO jobq_worker;
+REVOKE ALL ON FUNCTION jobq._check_state_size(jsonb), jobq._require_arg(anyelement, text),
+    jobq.save_state(bigint, bigint, jsonb), jobq.sleep(bigint, bigint, timestamptz, jsonb)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobq.save_state(bigint, bigint, jsonb),
+    jobq.sleep(bigint, bigint, timestamptz, jsonb)
+TO jobq_worker;
+GRANT EXECUTE ON FUNCTION jobq._check_state_size(jsonb), jobq._require_arg(anyelement, text)
+TO jobq_admin;
 
 -- Comments on every object (95_comments.sql, new in 0.2.0), including the
 -- recreated view jobq.queues.
@@ -797,3 +943,15 @@ COMMENT ON FUNCTION jobq._tally_advance() IS
     'Internal (worker): moves the mark of jobq.archive_tally forward, tallying the rows finished meanwhile.';
 COMMENT ON FUNCTION jobq._tally_rebuild() IS
     'Counts jobq.archive_tally again from the whole archive, after finished jobs were deleted by hand.';
+
+-- Jobs that pause and resume (60_resume.sql)
+COMMENT ON COLUMN jobq.job.saved_state IS
+    'State a running job saved to resume from (jobq.sleep, jobq.save_state); returned by jobq.claim';
+COMMENT ON FUNCTION jobq._check_state_size(jsonb) IS
+    'Raises program_limit_exceeded when saved state exceeds jobq.max_payload_size';
+COMMENT ON FUNCTION jobq._require_arg(anyelement, text) IS
+    'Raises null_value_not_allowed naming the argument when the value is NULL';
+COMMENT ON FUNCTION jobq.save_state(bigint, bigint, jsonb) IS
+    'Records the state a running job resumes from, fenced by its lease token';
+COMMENT ON FUNCTION jobq.sleep(bigint, bigint, timestamptz, jsonb) IS
+    'Takes a running job out of running until a time, attempt given back, state saved';

@@ -259,6 +259,13 @@ for my $from (@released) {
     is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}), $from,
         "the SQL of $from is still installed");
     check_runs_on($node, $db, "library $current under the SQL of $from", $filled);
+    # Several queues take the SQL claim (one queue the direct path, above):
+    # both return the old SQL's columns, from a jobq.job without saved_state.
+    my $two_queues = $node->safe_psql($db, q{SELECT jobq.enqueue('mail', '{"old_sql": "two queues"}')});
+    is($node->safe_psql($db, qq{
+            SELECT string_agg((SELECT count(*) FROM json_object_keys(row_to_json(c)))::text, ',')
+            FROM jobq.claim('{mail,ticks}', 'two', 1000) c WHERE c.id = $two_queues}),
+        '10', "library $current under the SQL of $from: a claim from two queues gives the ten columns of $from");
     like(slurp_file($node->logfile),
         qr/WARNING:  jobq library \Q$current\E runs with the SQL of jobq \Q$from\E in database "$db"\n.*\n.*HINT:  Run ALTER EXTENSION jobq UPDATE in database "$db"\./,
         "the worker says that ALTER EXTENSION jobq UPDATE is due");

@@ -63,13 +63,22 @@ int ClaimFrom(FunctionCallInfo fcinfo, const char **queues, int n_queues, Datum 
                                 : PointerGetDatum(jobq::pg::MakeTextArray(queues, n_queues));
     Datum values[4] = {first, worker, Int32GetDatum(limit), lease};
     char nulls[5] = {' ', worker_null, ' ', lease_null, '\0'};
-    jobq::pg::ExecPlan(n_queues == 1 ? &stmt::claim_one_queue : &stmt::claim_jobs, values, nulls,
-                       false);
+    // jobq.claim's own result type says which SQL is installed: ten columns
+    // under 0.1.0's (no progress or saved_state), twelve since 0.2.0.
+    int columns = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo)->setDesc->natts;
+    bool sql_0_1_0 = columns < kClaimColumns;
+    if (sql_0_1_0)
+        jobq::pg::ExecPlan(
+            n_queues == 1 ? &stmt::claim_one_queue_sql_0_1_0 : &stmt::claim_jobs_sql_0_1_0, values,
+            nulls, false);
+    else
+        jobq::pg::ExecPlan(n_queues == 1 ? &stmt::claim_one_queue : &stmt::claim_jobs, values,
+                           nulls, false);
     uint64 claimed = SPI_processed;
     for (uint64 row = 0; row < claimed; ++row) {
-        Datum out[kClaimColumns];
-        bool out_nulls[kClaimColumns];
-        for (int col = 0; col < kClaimColumns; ++col)
+        Datum out[kClaimColumns] = {0};
+        bool out_nulls[kClaimColumns] = {false};
+        for (int col = 0; col < (sql_0_1_0 ? columns : kClaimColumns); ++col)
             out[col] = jobq::pg::ResultValue(row, col + 1, &out_nulls[col]);
         jobq::pg::PutResultRow(fcinfo, out, out_nulls);
     }

@@ -121,10 +121,10 @@ PlanSlot count_running = {
     "FROM token, jobq.queue q "                                                      \
     "WHERE j.id = ANY (ARRAY(SELECT id FROM candidate)) AND q.name = j.queue "       \
     "RETURNING j.id, j.queue, j.payload, j.attempt, j.max_attempts, j.lease_token,"  \
-    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at, j.progress," \
-    "  j.saved_state"
+    "  j.lease_expires_at, j.priority::integer, j.run_at, j.created_at"
+#define JOBQ_CLAIM_RESUME_COLUMNS ", j.progress, j.saved_state"
 
-PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
+PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)") JOBQ_CLAIM_RESUME_COLUMNS,
                        4,
                        {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID},
                        nullptr,
@@ -132,11 +132,24 @@ PlanSlot claim_jobs = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
 
 // The same for one queue: "queue = $1" lets the claim index deliver rows in
 // claim order and stop at the limit (with "= ANY" it must sort every due job).
-PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1"),
+PlanSlot claim_one_queue = {JOBQ_CLAIM_SQL("queue = $1") JOBQ_CLAIM_RESUME_COLUMNS,
                             4,
                             {TEXTOID, TEXTOID, INT4OID, INTERVALOID},
                             nullptr,
                             PlanMode::kGeneric};
+
+// Under the SQL of jobq 0.1.0 (until ALTER EXTENSION jobq UPDATE): jobq.job
+// has no saved_state and jobq.claim returns the first ten columns only.
+PlanSlot claim_jobs_sql_0_1_0 = {JOBQ_CLAIM_SQL("queue = ANY($1)"),
+                                 4,
+                                 {TEXTARRAYOID, TEXTOID, INT4OID, INTERVALOID},
+                                 nullptr,
+                                 PlanMode::kGeneric};
+PlanSlot claim_one_queue_sql_0_1_0 = {JOBQ_CLAIM_SQL("queue = $1"),
+                                      4,
+                                      {TEXTOID, TEXTOID, INT4OID, INTERVALOID},
+                                      nullptr,
+                                      PlanMode::kGeneric};
 
 // --- settle (settle.cpp) -------------------------------------------------------
 

@@ -48,6 +48,9 @@ extern pg::PlanSlot count_running;
 // ($1 queues or queue, $2 worker, $3 limit, $4 lease) -> the claim's rows.
 extern pg::PlanSlot claim_jobs;
 extern pg::PlanSlot claim_one_queue;
+// The same under the SQL of jobq 0.1.0: ten columns, no progress or saved_state.
+extern pg::PlanSlot claim_jobs_sql_0_1_0;
+extern pg::PlanSlot claim_one_queue_sql_0_1_0;
 
 // --- settle (settle.cpp) -------------------------------------------------------
 // Each is fenced by (id, lease_token).

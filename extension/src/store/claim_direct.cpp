@@ -36,6 +36,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -54,14 +55,13 @@ struct JobColumns {
 
 JobColumns ColumnsOf(Relation job) {
     auto at = [&](const char *name) { return ColumnOf(job, name) - 1; };
-    return JobColumns{at("id"),          at("queue"),
-                      at("state"),       at("payload"),
-                      at("priority"),    at("run_at"),
-                      at("attempt"),     at("max_attempts"),
-                      at("lease_token"), at("lease_expires_at"),
-                      at("worker"),      at("created_at"),
-                      at("attempted_at"),  at("progress"),
-                      at("saved_state")};
+    return JobColumns{at("id"), at("queue"), at("state"), at("payload"), at("priority"),
+                      at("run_at"), at("attempt"), at("max_attempts"), at("lease_token"),
+                      at("lease_expires_at"), at("worker"), at("created_at"), at("attempted_at"),
+                      at("progress"),
+                      // -1 under the SQL of jobq 0.1.0, which has no saved_state
+                      // (its claim returns ten columns; docs/contributing.md).
+                      get_attnum(RelationGetRelid(job), "saved_state") - 1};
 }
 
 bool IsRunning(Datum state) {
@@ -176,10 +176,10 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
                          new_slot->tts_values[c.run_at],
                          new_slot->tts_values[c.created_at],
                          new_slot->tts_values[c.progress],
-                         new_slot->tts_values[c.saved_state]};
+                         c.saved_state >= 0 ? new_slot->tts_values[c.saved_state] : 0};
         bool out_nulls[12] = {false};
         out_nulls[10] = new_slot->tts_isnull[c.progress];
-        out_nulls[11] = new_slot->tts_isnull[c.saved_state];
+        out_nulls[11] = c.saved_state < 0 || new_slot->tts_isnull[c.saved_state];
         jobq::pg::PutResultRow(fcinfo, out, out_nulls);
         ++claimed;
     }
