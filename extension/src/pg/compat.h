@@ -1,14 +1,21 @@
 // Every difference between the PostgreSQL major versions jobq builds against
 // (15, 16, 17, 18) lives here, and only here: the rest of the code calls the
-// wrappers below, which take the newest shape of each API and adapt it down.
+// wrappers below and has no PG_VERSION_NUM test of its own.
 //
-// Vocabulary: a "compat wrapper" is an inline function named after the
-// Postgres function it stands for (jobq::pg::IndexBeginScan for
-// index_beginscan, InsertIndexTuples for ExecInsertIndexTuples, ...);
-// InitSingleRangeTable stands for the range-table set-up around
-// ExecInitRangeTable. Tested on 15, 17 and 18; 16 is covered from its
-// release notes and sources (TU_UpdateIndexes, RTEPermissionInfo and
-// ExecInsertIndexTuples' onlySummarizing arrived in 16) but not tested.
+// Vocabulary: a "compat wrapper" is an inline function in jobq::pg named
+// after the Postgres function it stands for (IndexBeginScan for
+// index_beginscan, TableTupleUpdate for table_tuple_update,
+// InsertIndexTuples for ExecInsertIndexTuples; a Compat suffix where the
+// Postgres name is already CamelCase). It takes the shape jobq needs, which
+// is the newest one where the new argument matters (TU_UpdateIndexes) and
+// the old one where jobq always passes the same value (18's index-scan
+// instrumentation). InitSingleRangeTable stands for the range-table set-up
+// around ExecInitRangeTable.
+//
+// Tested on 15, 17 and 18. 16 is covered from its release notes and
+// sources (TU_UpdateIndexes, RTEPermissionInfo, ExecInsertIndexTuples'
+// onlySummarizing and varatt.h all arrived in 16) but not tested: no Debian
+// release reachable here packages it.
 //
 // C-style on purpose: the wrapped functions can ereport (see guard.h).
 #pragma once
@@ -22,6 +29,7 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 }
 
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
@@ -110,6 +118,16 @@ inline IndexScanDesc IndexBeginScan(Relation heap, Relation index, Snapshot snap
     return index_beginscan(heap, index, snapshot, nullptr, nkeys, norderbys);
 #else
     return index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+// RelationGetPrimaryKeyIndex without 18's deferrable_ok (jobq's primary
+// keys are never deferrable).
+inline Oid RelationGetPrimaryKeyIndexCompat(Relation rel) {
+#if PG_VERSION_NUM >= 180000
+    return RelationGetPrimaryKeyIndex(rel, false);
+#else
+    return RelationGetPrimaryKeyIndex(rel);
 #endif
 }
 

@@ -171,7 +171,7 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
         table_close(job, NoLock);
         return -1;
     }
-    Relation pkey = index_open(RelationGetPrimaryKeyIndex(job), AccessShareLock);
+    Relation pkey = index_open(jobq::pg::RelationGetPrimaryKeyIndexCompat(job), AccessShareLock);
     CommandCounterIncrement();
     PushActiveSnapshot(GetTransactionSnapshot());
     Snapshot snapshot = GetActiveSnapshot();

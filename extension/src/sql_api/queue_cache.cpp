@@ -67,7 +67,7 @@ void OnRelcacheInvalidation(Datum, Oid relid) {
 // and after accepting invalidations; false when it is missing.
 bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
     Relation queue = table_open(queue_relid, AccessShareLock);
-    Relation pkey = index_open(RelationGetPrimaryKeyIndex(queue), AccessShareLock);
+    Relation pkey = index_open(jobq::pg::RelationGetPrimaryKeyIndexCompat(queue), AccessShareLock);
     AcceptInvalidationMessages();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     ScanKeyData key;
