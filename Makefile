@@ -18,6 +18,12 @@ DATA_built  = extension/sql/jobq--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/jobq--*--*.sql))
 
 PG_CONFIG  ?= pg_config
+# Supported majors (extension/src/pg/compat.h holds their differences; see
+# docs/versions.md). Anything else stops here, before compiling.
+PG_MAJOR   := $(shell $(PG_CONFIG) --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+ifeq ($(filter $(PG_MAJOR),15 16 17 18),)
+$(error jobq builds against PostgreSQL 15, 16, 17 and 18, not "$(shell $(PG_CONFIG) --version)" ($(PG_CONFIG)))
+endif
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src
 # -MMD -MP: objects are rebuilt when a header they include changes (a stale
 # object compiled against an old struct layout crashes the server).
