@@ -5,6 +5,8 @@
 #   scripts/pgroot.sh build NN        make the root for major NN (once; cached)
 #   scripts/pgroot.sh run NN CMD...   run CMD as root inside it (builds it first)
 #   scripts/pgroot.sh path NN         print the root's directory
+#   scripts/pgroot.sh copy NN DIR     copy source tree DIR into the root; print
+#                                     the copy's path as seen inside the root
 #   scripts/pgroot.sh suite NN        print the Debian suite that ships major NN
 #
 # Vocabulary: a "root" is a Debian tree made by `debootstrap --variant=minbase`
@@ -60,12 +62,13 @@ in_root() {
     [[ $(id -u) -eq 0 ]] || die "must run as root (chroot and mounts)"
     unshare --mount --propagation private -- bash -c '
         set -e
-        dir=$1; shift
+        dir=$1; major=${dir##*pg}; shift
         mount -t proc proc "$dir/proc"
         mount --rbind /sys "$dir/sys"
         mount --rbind /dev "$dir/dev"
         cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
         exec chroot "$dir" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
+            JOBQ_PG_MAJOR="$major" \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     ' in_root "$dir" "$@"
 }
@@ -119,18 +122,41 @@ CONF
     exec 9>&-
 }
 
+# copy_tree NN DIR: the files git sees in DIR (tracked and untracked, not
+# ignored: uncommitted edits included, build outputs not), or DIR without its
+# build outputs when it is no git checkout, into a new directory of the root.
+copy_tree() {
+    local dir src
+    dir=$(root_dir "$1")
+    src=$(mktemp -d "$dir/tmp/jobq-src.XXXXXX")
+    chmod 755 "$src"
+    if git -C "$2" rev-parse --git-dir >/dev/null 2>&1; then
+        (cd "$2" && git ls-files -z --cached --others --exclude-standard |
+            tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -C "$src" -xf -
+    else
+        tar -C "$2" --exclude=./runner/build --exclude='*.o' --exclude='*.so' --exclude=./.git \
+            -cf - . | tar -C "$src" -xf -
+    fi
+    echo "${src#"$dir"}"
+}
+
 cmd=${1:-}
-[[ $# -ge 2 ]] || die "usage: $0 build|run|path|suite NN [CMD...]"
+[[ $# -ge 2 ]] || die "usage: $0 build|run|path|copy|suite NN [CMD...|DIR]"
 major=$2
 shift 2
 case $cmd in
     suite) suite_for "$major" ;;
     path) suite_for "$major" >/dev/null && root_dir "$major" ;;
     build) build_root "$major" ;;
+    copy)
+        [[ $# -eq 1 ]] || die "usage: $0 copy NN DIR"
+        build_root "$major"
+        copy_tree "$major" "$1"
+        ;;
     run)
         [[ $# -ge 1 ]] || die "usage: $0 run NN CMD..."
         build_root "$major"
         in_root "$(root_dir "$major")" "$@"
         ;;
-    *) die "unknown command '$cmd' (build, run, path, suite)" ;;
+    *) die "unknown command '$cmd' (build, run, path, copy, suite)" ;;
 esac

@@ -112,19 +112,12 @@ if [[ $MAJOR != "$LOCAL_MAJOR" ]]; then
     t0=$SECONDS
     bash scripts/pgroot.sh build "$MAJOR" || { note_result "root for PostgreSQL $MAJOR" 0 1; finish; }
     echo "== root ready ($((SECONDS - t0)) s): $(bash scripts/pgroot.sh path "$MAJOR")"
-    # A copy of the tree (tracked and untracked, not ignored files), so the
-    # build's objects for this major never mix with the host's.
+    # A copy of the tree, so this major's objects never mix with the host's.
     rootdir=$(bash scripts/pgroot.sh path "$MAJOR")
-    src=$(mktemp -d "$rootdir/tmp/jobq-src.XXXXXX")
-    chmod 755 "$src"
-    if git rev-parse --git-dir >/dev/null 2>&1; then
-        git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -C "$src" -xf -
-    else
-        tar --exclude=./runner/build --exclude='*.o' --exclude='*.so' -cf - . | tar -C "$src" -xf -
-    fi
-    bash scripts/pgroot.sh run "$MAJOR" env ${ONLY:+ONLY="$ONLY"} bash "${src#"$rootdir"}/scripts/test.sh" --pg "$MAJOR"
+    src=$(bash scripts/pgroot.sh copy "$MAJOR" "$ROOT")
+    bash scripts/pgroot.sh run "$MAJOR" env ${ONLY:+ONLY="$ONLY"} bash "$src/scripts/test.sh" --pg "$MAJOR"
     rc=$?
-    rm -rf "$src"
+    rm -rf "${rootdir:?}$src"
     exit $rc
 fi
 
@@ -163,13 +156,16 @@ cluster_init "$CLUSTER" "$PORT" || { note_result cluster 0 1; finish; }
 cluster_start "$CLUSTER" || { note_result cluster 0 1; finish; }
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$(pg_config --pgxs)")")")  # .../lib/pgxs
 
-# regress_counts LOG -> "passed failed" from pg_regress output.
+# regress_counts LOG -> "passed failed" from pg_regress output: up to 15
+# "test x ... ok" / "... FAILED", from 16 on TAP-style "ok 1 - x" / "not ok 1 - x".
 regress_counts() {
     local p f
-    p=$(grep -cE '\.\.\. ok' "$1")
-    f=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$1")
+    p=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$1")
+    f=$(grep -cE '\.\.\. FAILED|\.\.\. failed|^not ok [0-9]+ ' "$1")
     echo "$p $f"
 }
+# regress_lines LOG: the per-test lines of either format.
+regress_lines() { grep -E '\.\.\. |^(not )?ok [0-9]+ ' "$1"; }
 
 # only_matching: keep the paths on stdin that match $ONLY (all when unset).
 only_matching() { grep -E -- "${ONLY:-.}" || true; }
@@ -181,7 +177,7 @@ if [[ -n $REGRESS_TESTS ]]; then
         --inputdir=test --outputdir="$WORK/regress" --dbname=jobq_regress --load-extension=jobq \
         $REGRESS_TESTS >"$WORK/regress.log" 2>&1
     rc=$?
-    grep -E '\.\.\. ' "$WORK/regress.log"
+    regress_lines "$WORK/regress.log"
     read -r p f < <(regress_counts "$WORK/regress.log")
     if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; tail -5 "$WORK/regress.log"; fi
     if [[ $f -gt 0 && -f "$WORK/regress/regression.diffs" ]]; then head -150 "$WORK/regress/regression.diffs"; fi
@@ -195,7 +191,7 @@ if [[ -n $SPECS ]]; then
         --inputdir=test --outputdir="$WORK/isolation" --dbname=jobq_isolation \
         --load-extension=jobq $SPECS >"$WORK/isolation.log" 2>&1
     rc=$?
-    grep -E '\.\.\. ' "$WORK/isolation.log"
+    regress_lines "$WORK/isolation.log"
     read -r p f < <(regress_counts "$WORK/isolation.log")
     if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; tail -5 "$WORK/isolation.log"; fi
     if [[ $f -gt 0 && -f "$WORK/isolation/regression.diffs" ]]; then head -150 "$WORK/isolation/regression.diffs"; fi
