@@ -2,9 +2,10 @@
 #
 #   make               build jobq.so, the extension script and jobq-runner
 #   make install       install the extension and /usr/local/bin/jobq-runner
-#   make test          every suite (pg_regress, isolation, TAP, unit, runner)
+#   make test          every suite on PostgreSQL 15, 17 and 18 (scripts/test.sh)
 #   make demo          a private cluster with jobs flowing (Ctrl+C stops it)
-#   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads)
+#   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads,
+#                      PG=17 on another PostgreSQL major, see docs/versions.md)
 #   make chaos         the long chaos suite (its short mode runs in make test)
 #   make format        clang-format every C++ source
 
@@ -69,7 +70,7 @@ demo:
 	bash scripts/demo.sh
 
 bench:
-	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick) $(if $(SETUP),--install)
+	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick) $(if $(SETUP),--install) $(if $(PG),--pg $(PG))
 
 chaos:
 	bash test/chaos/run.sh --long
