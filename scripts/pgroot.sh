@@ -140,23 +140,30 @@ copy_tree() {
     echo "${src#"$dir"}"
 }
 
-cmd=${1:-}
-[[ $# -ge 2 ]] || die "usage: $0 build|run|path|copy|suite NN [CMD...|DIR]"
-major=$2
-shift 2
-case $cmd in
-    suite) suite_for "$major" ;;
-    path) suite_for "$major" >/dev/null && root_dir "$major" ;;
-    build) build_root "$major" ;;
-    copy)
-        [[ $# -eq 1 ]] || die "usage: $0 copy NN DIR"
-        build_root "$major"
-        copy_tree "$major" "$1"
-        ;;
-    run)
-        [[ $# -ge 1 ]] || die "usage: $0 run NN CMD..."
-        build_root "$major"
-        in_root "$(root_dir "$major")" "$@"
-        ;;
-    *) die "unknown command '$cmd' (build, run, path, copy, suite)" ;;
-esac
+# The whole dispatch is read before it runs (so editing this file under a
+# running suite cannot change what it does).
+main() {
+    local cmd=${1:-} major
+    [[ $# -ge 2 ]] || die "usage: $0 build|run|path|copy|suite NN [CMD...|DIR]"
+    major=$2
+    shift 2
+    case $cmd in
+        suite) suite_for "$major" ;;
+        path) suite_for "$major" >/dev/null && root_dir "$major" ;;
+        build) build_root "$major" ;;
+        copy)
+            [[ $# -eq 1 ]] || die "usage: $0 copy NN DIR"
+            build_root "$major"
+            copy_tree "$major" "$1"
+            ;;
+        run)
+            [[ $# -ge 1 ]] || die "usage: $0 run NN CMD..."
+            build_root "$major"
+            in_root "$(root_dir "$major")" "$@"
+            ;;
+        *) die "unknown command '$cmd' (build, run, path, copy, suite)" ;;
+    esac
+}
+
+main "$@"
+exit $?
