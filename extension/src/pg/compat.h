@@ -22,6 +22,14 @@
 
 extern "C" {
 #include "postgres.h"
+}
+
+// The Makefile stops other majors first; this is for builds that bypass it.
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
+#error "jobq supports PostgreSQL 15, 16, 17 and 18 (this server's headers are another major version)"
+#endif
+
+extern "C" {
 #include "access/genam.h"
 #include "access/tableam.h"
 #include "executor/executor.h"
@@ -31,10 +39,6 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/relcache.h"
 }
-
-#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
-#error "jobq supports PostgreSQL 15, 16, 17 and 18 (this server's headers are another major version)"
-#endif
 
 #if PG_VERSION_NUM >= 160000
 // 16 moved the varlena macros (VARDATA_ANY, VARSIZE_ANY_EXHDR...) out of
