@@ -26,7 +26,7 @@ extern "C" {
 
 // The Makefile stops other majors first; this is for builds that bypass it.
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
-#error "jobq supports PostgreSQL 15, 16, 17 and 18 (this server's headers are another major version)"
+#error "jobq supports PostgreSQL 15, 16, 17 and 18, not this server's major version"
 #endif
 
 extern "C" {
@@ -66,8 +66,8 @@ inline TM_Result TableTupleUpdate(Relation rel, ItemPointer otid, TupleTableSlot
                               update_indexes);
 #else
     bool all = false;
-    TM_Result result = table_tuple_update(rel, otid, slot, cid, snapshot, crosscheck, wait, tmfd,
-                                          lockmode, &all);
+    TM_Result result =
+        table_tuple_update(rel, otid, slot, cid, snapshot, crosscheck, wait, tmfd, lockmode, &all);
     *update_indexes = all ? TU_All : TU_None;
     return result;
 #endif

@@ -51,8 +51,8 @@ void InsertSlots(const TableWrite &write, TupleTableSlot **slots, int rows) {
     else if (rows > 1)
         table_multi_insert(rel, slots, rows, write.estate->es_output_cid, 0, nullptr);
     for (int i = 0; i < rows; ++i) {
-        list_free(InsertIndexTuples(write.result_rel, slots[i], write.estate, false, false,
-                                    nullptr, NIL, false));
+        list_free(InsertIndexTuples(write.result_rel, slots[i], write.estate, false, false, nullptr,
+                                    NIL, false));
         ResetPerTupleExprContext(write.estate);
         ExecClearTuple(slots[i]);
     }

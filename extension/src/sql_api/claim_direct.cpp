@@ -149,9 +149,9 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
         TM_FailureData failure;
         LockTupleMode lock_mode;
         TU_UpdateIndexes update_indexes;
-        TM_Result result =
-            jobq::pg::TableTupleUpdate(job, &old_slot->tts_tid, new_slot, cid, snapshot,
-                                       InvalidSnapshot, false, &failure, &lock_mode, &update_indexes);
+        TM_Result result = jobq::pg::TableTupleUpdate(job, &old_slot->tts_tid, new_slot, cid,
+                                                      snapshot, InvalidSnapshot, false, &failure,
+                                                      &lock_mode, &update_indexes);
         if (result == TM_BeingModified || result == TM_Updated || result == TM_Deleted ||
             result == TM_SelfModified)
             continue;  // taken or being changed by someone else: skip, as SKIP LOCKED does
