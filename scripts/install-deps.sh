@@ -15,7 +15,7 @@ PACKAGES=(
   libipc-run-perl libjson-pp-perl
   pkg-config make g++ cmake
   libio-socket-ssl-perl openssl
-  debootstrap util-linux
+  debootstrap util-linux iproute2
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -17,9 +17,9 @@
 # (a `.jobq-root-done` stamp); a half-made root is thrown away and made again.
 #
 # `run` mounts /proc, /sys, /dev (with /dev/pts and /dev/shm) into the root in
-# a private mount namespace (unshare -m), so the mounts exist only while CMD
-# runs and disappear with it, also when it fails or is killed; nothing is left
-# mounted on the host. The packages come from the Debian mirror this machine's
+# a private mount namespace (unshare -m) and makes it that namespace's root,
+# so the mounts exist only while CMD runs and disappear with it, also when it
+# fails or is killed; nothing is left mounted on the host. The packages come from the Debian mirror this machine's
 # apt already uses; the roots' apt ignores an expired Release file's
 # Valid-Until (the mirror may be a dated snapshot).
 set -euo pipefail
@@ -55,20 +55,28 @@ debian_mirror() {
 }
 
 # in_root DIR CMD...: CMD inside the root with /proc, /sys and /dev mounted,
-# in a mount namespace of its own (the mounts vanish when CMD ends).
+# in a mount namespace of its own (the mounts vanish when CMD ends). The
+# root becomes the namespace's own root (pivot_root, not chroot): the kernel
+# refuses user namespaces (`unshare -r`, which tests use for network
+# namespaces) to a chrooted process.
 in_root() {
     local dir=$1
     shift
-    [[ $(id -u) -eq 0 ]] || die "must run as root (chroot and mounts)"
+    [[ $(id -u) -eq 0 ]] || die "must run as root (mounts and pivot_root)"
+    cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
     unshare --mount --propagation private -- bash -c '
         set -e
         dir=$1; major=${dir##*pg}; shift
+        mount --bind "$dir" "$dir"
         mount -t proc proc "$dir/proc"
         mount --rbind /sys "$dir/sys"
         mount --rbind /dev "$dir/dev"
-        cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
-        exec chroot "$dir" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
-            JOBQ_PG_MAJOR="$major" \
+        cd "$dir"
+        mkdir -p .jobq-oldroot
+        pivot_root . .jobq-oldroot
+        umount -l /.jobq-oldroot
+        cd /
+        exec /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 JOBQ_PG_MAJOR="$major" \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     ' in_root "$dir" "$@"
 }
