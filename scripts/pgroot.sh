@@ -3,7 +3,8 @@
 # testing jobq on servers this machine's own Debian does not ship.
 #
 #   scripts/pgroot.sh build NN        make the root for major NN (once; cached)
-#   scripts/pgroot.sh run NN CMD...   run CMD as root inside it (builds it first)
+#   scripts/pgroot.sh run NN CMD...   run CMD as root inside it (builds it first;
+#                                     one `run` per root at a time, others wait)
 #   scripts/pgroot.sh path NN         print the root's directory
 #   scripts/pgroot.sh copy NN DIR     copy source tree DIR into the root; print
 #                                     the copy's path as seen inside the root
@@ -167,7 +168,15 @@ main() {
         run)
             [[ $# -ge 1 ]] || die "usage: $0 run NN CMD..."
             build_root "$major"
-            in_root "$(root_dir "$major")" "$@"
+            # One command at a time per root: suites of two checkouts would
+            # `make install` over each other. The children do not inherit the
+            # lock (8>&-), so a server left running cannot keep it.
+            exec 8>"$ROOTS/pg$major.use.lock"
+            if ! flock -n 8; then
+                echo "pgroot: waiting for another command in $(root_dir "$major") to end" >&2
+                flock 8
+            fi
+            in_root "$(root_dir "$major")" "$@" 8>&-
             ;;
         *) die "unknown command '$cmd' (build, run, path, copy, suite)" ;;
     esac
