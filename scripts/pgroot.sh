@@ -149,8 +149,9 @@ copy_tree() {
     echo "${src#"$dir"}"
 }
 
-# The whole dispatch is read before it runs (so editing this file under a
-# running suite cannot change what it does).
+# The whole dispatch, and the exit after it, are read before it runs: bash
+# reads a script as it goes, and editing this file under a running suite
+# must not change what that suite's pgroot.sh does next.
 main() {
     local cmd=${1:-} major
     [[ $# -ge 2 ]] || die "usage: $0 build|run|path|copy|suite NN [CMD...|DIR]"
@@ -182,5 +183,4 @@ main() {
     esac
 }
 
-main "$@"
-exit $?
+main "$@"; exit $?
