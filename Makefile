@@ -2,9 +2,10 @@
 #
 #   make               build jobq.so, the extension script and jobq-runner
 #   make install       install the extension and /usr/local/bin/jobq-runner
-#   make test          every suite (pg_regress, isolation, TAP, unit, runner)
+#   make test          every suite on PostgreSQL 15, 17 and 18 (scripts/test.sh)
 #   make demo          a private cluster with jobs flowing (Ctrl+C stops it)
-#   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads)
+#   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads,
+#                      PG=17 on another PostgreSQL major, see docs/versions.md)
 #   make chaos         the long chaos suite (its short mode runs in make test)
 #   make format        clang-format every C++ source
 
@@ -26,6 +27,12 @@ DATA_built  = extension/sql/jobq--$(EXTVERSION).sql $(RELEASED_SQL)
 DATA        = $(wildcard extension/sql/jobq--*--*.sql)
 
 PG_CONFIG  ?= pg_config
+# Supported majors (extension/src/pg/compat.h holds their differences; see
+# docs/versions.md). Anything else stops here, before compiling.
+PG_MAJOR   := $(shell $(PG_CONFIG) --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+ifeq ($(filter $(PG_MAJOR),15 16 17 18),)
+$(error jobq builds against PostgreSQL 15, 16, 17 and 18, not "$(shell $(PG_CONFIG) --version)" ($(PG_CONFIG)))
+endif
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(CURDIR)/extension/src \
               -DJOBQ_VERSION='"$(EXTVERSION)"'
 # -MMD -MP: objects are rebuilt when a header they include changes (a stale
@@ -82,7 +89,7 @@ demo:
 	bash scripts/demo.sh
 
 bench:
-	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick) $(if $(SETUP),--install)
+	$(if $(ONLY),ONLY='$(ONLY)') bash bench/run.sh $(if $(QUICK),--quick) $(if $(SETUP),--install) $(if $(PG),--pg $(PG))
 
 chaos:
 	bash test/chaos/run.sh --long

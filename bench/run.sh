@@ -2,7 +2,7 @@
 # make bench: the workloads of BENCHMARKS.md (W1-W7), each beside the
 # raw-Postgres ceiling measured in the same run on the same private cluster.
 #
-#   bash bench/run.sh [--quick] [--install]
+#   bash bench/run.sh [--quick] [--install] [--pg N]
 #   ONLY="W6 W4" bash bench/run.sh   # only these workloads (a partial run)
 #   QUICK=1 bash bench/run.sh         # same as --quick
 #
@@ -16,19 +16,48 @@
 # the work directory (cluster, logs); BENCH_W3_CONCURRENCY (default 2000);
 # BENCH_W5X_RATE (offered jobs/s, default 1000). The runner measured is this
 # checkout's runner/build/jobq-runner when built (else jobq-runner on PATH).
+#
+# --pg N benchmarks PostgreSQL N: the local server when it is N, otherwise a
+# copy of this tree inside the Debian root of scripts/pgroot.sh (as root;
+# implies --install there), the results file copied back to bench/results.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
 QUICK=$([[ ${QUICK:-0} == 1 ]] && echo 1 || echo 0)  # QUICK=1 in the environment = --quick
 INSTALL=0
-for arg in "$@"; do
-    case $arg in
+PG_MAJOR=
+while (($#)); do
+    case $1 in
         --quick) QUICK=1 ;;
         --install) INSTALL=1 ;;
-        *) echo "usage: bench/run.sh [--quick] [--install]" >&2; exit 2 ;;
+        --pg) PG_MAJOR=${2:?--pg needs a major version}; shift ;;
+        --pg=*) PG_MAJOR=${1#--pg=} ;;
+        *) echo "usage: bench/run.sh [--quick] [--install] [--pg N]" >&2; exit 2 ;;
     esac
+    shift
 done
+
+# Another major than the local server: this script again, inside its root.
+if [[ -n $PG_MAJOR && $PG_MAJOR != "$(pg_config --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')" ]]; then
+    bash "$REPO/scripts/pgroot.sh" build "$PG_MAJOR" || exit 1
+    rootdir=$(bash "$REPO/scripts/pgroot.sh" path "$PG_MAJOR")
+    src=$(bash "$REPO/scripts/pgroot.sh" copy "$PG_MAJOR" "$REPO") || exit 1
+    bash "$REPO/scripts/pgroot.sh" run "$PG_MAJOR" env ${ONLY:+ONLY="$ONLY"} QUICK="$QUICK" \
+        ${BENCH_KEEP:+BENCH_KEEP="$BENCH_KEEP"} ${BENCH_W3_CONCURRENCY:+BENCH_W3_CONCURRENCY="$BENCH_W3_CONCURRENCY"} \
+        ${BENCH_W5_GAP:+BENCH_W5_GAP="$BENCH_W5_GAP"} ${BENCH_W5X_RATE:+BENCH_W5X_RATE="$BENCH_W5X_RATE"} \
+        JOBQ_COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        JOBQ_DIRTY="$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true)" \
+        bash "$src/bench/run.sh" --install --pg "$PG_MAJOR"
+    rc=$?
+    mkdir -p "$BENCH/results"
+    for f in "$rootdir$src"/bench/results/*.json; do
+        [[ -f $f && ! -f $BENCH/results/${f##*/} ]] || continue
+        cp "$f" "$BENCH/results/" && echo "bench: results in bench/results/${f##*/}" >&2
+    done
+    rm -rf "${rootdir:?}$src"
+    exit $rc
+fi
 
 # shellcheck source=../scripts/cluster.sh
 source "$REPO/scripts/cluster.sh"
@@ -155,8 +184,9 @@ if [[ -n $RUNNER ]]; then
 fi
 HAVE_PGSS=0
 [[ -f $SHAREDIR/extension/pg_stat_statements.control ]] && HAVE_PGSS=1
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true)
+# JOBQ_COMMIT/JOBQ_DIRTY: set by --pg for a copy of the tree without .git.
+COMMIT=${JOBQ_COMMIT:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+DIRTY=${JOBQ_DIRTY:-$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true)}
 
 WORK=$(mktemp -d /tmp/jobq-bench.XXXXXX)
 chmod 755 "$WORK"

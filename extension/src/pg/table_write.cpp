@@ -1,5 +1,7 @@
 #include "pg/table_write.h"
 
+#include "pg/compat.h"
+
 extern "C" {
 #include "access/sysattr.h"
 #include "access/tableam.h"
@@ -15,15 +17,11 @@ namespace jobq::pg {
 
 TableWrite BeginTableWrite(Relation rel, const int *updated_columns, int n_updated) {
     EState *estate = CreateExecutorState();
-    RangeTblEntry *rte = makeNode(RangeTblEntry);
-    rte->rtekind = RTE_RELATION;
-    rte->relid = RelationGetRelid(rel);
-    rte->relkind = rel->rd_rel->relkind;
-    rte->rellockmode = RowExclusiveLock;
+    Bitmapset *updated_cols = nullptr;
     for (int i = 0; i < n_updated; ++i)
-        rte->updatedCols = bms_add_member(
-            rte->updatedCols, updated_columns[i] + 1 - FirstLowInvalidHeapAttributeNumber);
-    ExecInitRangeTable(estate, list_make1(rte));
+        updated_cols = bms_add_member(updated_cols,
+                                      updated_columns[i] + 1 - FirstLowInvalidHeapAttributeNumber);
+    InitSingleRangeTable(estate, rel, RowExclusiveLock, updated_cols);
     estate->es_output_cid = GetCurrentCommandId(true);
     ResultRelInfo *result_rel = makeNode(ResultRelInfo);
     InitResultRelInfo(result_rel, rel, 1, nullptr, 0);
@@ -53,8 +51,8 @@ void InsertSlots(const TableWrite &write, TupleTableSlot **slots, int rows) {
     else if (rows > 1)
         table_multi_insert(rel, slots, rows, write.estate->es_output_cid, 0, nullptr);
     for (int i = 0; i < rows; ++i) {
-        list_free(ExecInsertIndexTuples(write.result_rel, slots[i], write.estate, false, false,
-                                        nullptr, NIL));
+        list_free(InsertIndexTuples(write.result_rel, slots[i], write.estate, false, false, nullptr,
+                                    NIL, false));
         ResetPerTupleExprContext(write.estate);
         ExecClearTuple(slots[i]);
     }

@@ -5,6 +5,7 @@
 // expressions per statement), a third of the CPU of jobq.enqueue. One call
 // to this function keeps the same invariant at a tenth of the parse cost.
 #include "core/validate.h"
+#include "pg/compat.h"
 
 extern "C" {
 #include "postgres.h"

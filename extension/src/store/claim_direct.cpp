@@ -19,6 +19,7 @@
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "core/validate.h"
+#include "pg/compat.h"
 #include "pg/relation.h"
 #include "pg/spi.h"
 #include "pg/table_write.h"
@@ -109,7 +110,7 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
     ScanKeyData key;
     ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
                            claim_index->rd_indcollation[0], F_TEXTEQ, queue_text);
-    IndexScanDesc scan = index_beginscan(job, claim_index, snapshot, 1, 0);
+    IndexScanDesc scan = jobq::pg::IndexBeginScan(job, claim_index, snapshot, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
 
     int claimed = 0;
@@ -148,17 +149,17 @@ int ClaimDirect(FunctionCallInfo fcinfo, Datum queue_text, Datum worker, Datum l
 
         TM_FailureData failure;
         LockTupleMode lock_mode;
-        bool update_indexes;
-        TM_Result result =
-            table_tuple_update(job, &old_slot->tts_tid, new_slot, cid, snapshot, InvalidSnapshot,
-                               false, &failure, &lock_mode, &update_indexes);
+        TU_UpdateIndexes update_indexes;
+        TM_Result result = jobq::pg::TableTupleUpdate(job, &old_slot->tts_tid, new_slot, cid,
+                                                      snapshot, InvalidSnapshot, false, &failure,
+                                                      &lock_mode, &update_indexes);
         if (result == TM_BeingModified || result == TM_Updated || result == TM_Deleted ||
             result == TM_SelfModified)
             continue;  // taken or being changed by someone else: skip, as SKIP LOCKED does
         if (result != TM_Ok) elog(ERROR, "jobq: unexpected result %d claiming a job", result);
-        if (update_indexes)
-            list_free(ExecInsertIndexTuples(write.result_rel, new_slot, estate, true, false,
-                                            nullptr, NIL));
+        if (update_indexes != TU_None)
+            list_free(jobq::pg::InsertIndexTuples(write.result_rel, new_slot, estate, true, false,
+                                                  nullptr, NIL, update_indexes == TU_Summarizing));
         ResetPerTupleExprContext(estate);
 
         // The claim's columns: id, queue, payload, attempt, max_attempts,

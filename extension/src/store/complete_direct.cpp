@@ -22,6 +22,7 @@
 // the caller runs the SQL, which applies a user's triggers and rules.
 //
 // C-style on purpose: everything here can ereport (see pg/guard.h).
+#include "pg/compat.h"
 #include "pg/relation.h"
 #include "pg/spi.h"
 #include "pg/table_write.h"
@@ -170,7 +171,7 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
         table_close(job, NoLock);
         return -1;
     }
-    Relation pkey = index_open(RelationGetPrimaryKeyIndex(job), AccessShareLock);
+    Relation pkey = index_open(jobq::pg::RelationGetPrimaryKeyIndexCompat(job), AccessShareLock);
     CommandCounterIncrement();
     PushActiveSnapshot(GetTransactionSnapshot());
     Snapshot snapshot = GetActiveSnapshot();
@@ -250,7 +251,7 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
                     Int64GetDatum(by_id[0].id));
         ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE,
                     Int64GetDatum(by_id[n - 1].id));
-        IndexScanDesc scan = index_beginscan(job, pkey, snapshot, 2, 0);
+        IndexScanDesc scan = jobq::pg::IndexBeginScan(job, pkey, snapshot, 2, 0);
         index_rescan(scan, keys, 2, nullptr, 0);
         while (index_getnext_slot(scan, ForwardScanDirection, job_slot)) {
             bool isnull;
@@ -260,7 +261,7 @@ int CompleteDirect(FunctionCallInfo fcinfo, const int64 *ids, const int64 *token
         }
         index_endscan(scan);
     } else {
-        IndexScanDesc scan = index_beginscan(job, pkey, snapshot, 1, 0);
+        IndexScanDesc scan = jobq::pg::IndexBeginScan(job, pkey, snapshot, 1, 0);
         for (int k = 0; k < n; ++k) {
             if (k > 0 && by_id[k].id == by_id[k - 1].id) continue;  // tried with the first
             ScanKeyData key;

@@ -21,6 +21,7 @@
 // C-style on purpose: everything here can ereport (see pg/guard.h).
 #include "store/queue_cache.h"
 
+#include "pg/compat.h"
 #include "pg/relation.h"
 
 extern "C" {
@@ -65,14 +66,14 @@ void OnRelcacheInvalidation(Datum, Oid relid) {
 // and after accepting invalidations; false when it is missing.
 bool ReadQueue(Oid queue_relid, Datum queue_text, int32 *max_attempts) {
     Relation queue = table_open(queue_relid, AccessShareLock);
-    Relation pkey = index_open(RelationGetPrimaryKeyIndex(queue), AccessShareLock);
+    Relation pkey = index_open(jobq::pg::RelationGetPrimaryKeyIndexCompat(queue), AccessShareLock);
     AcceptInvalidationMessages();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     ScanKeyData key;
     ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, pkey->rd_indcollation[0],
                            F_TEXTEQ, queue_text);
     TupleTableSlot *slot = table_slot_create(queue, nullptr);
-    IndexScanDesc scan = index_beginscan(queue, pkey, snapshot, 1, 0);
+    IndexScanDesc scan = jobq::pg::IndexBeginScan(queue, pkey, snapshot, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
     bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
     if (found) {
