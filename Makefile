@@ -6,6 +6,7 @@
 #   make demo          a private cluster with jobs flowing (Ctrl+C stops it)
 #   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads)
 #   make chaos         the long chaos suite (its short mode runs in make test)
+#   make deb           Debian packages into build/deb/ (postgresql-NN-jobq, jobq-runner)
 #   make format        clang-format every C++ source
 
 EXTENSION   = jobq
@@ -67,6 +68,10 @@ bench:
 
 chaos:
 	bash test/chaos/run.sh --long
+
+.PHONY: deb
+deb:
+	bash scripts/build-deb.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard extension/src/*/*.h) \
