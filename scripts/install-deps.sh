@@ -11,6 +11,8 @@ PACKAGES=(
   pkg-config make g++ cmake
   libio-socket-ssl-perl openssl
 )
+# `make deb` (scripts/build-deb.sh) and its test (test/packaging/deb.sh).
+PACKAGES+=(debhelper dpkg-dev postgresql-server-dev-all)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
