@@ -36,8 +36,8 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
         tar --null -T - -cf - | tar -xf - -C "$SRC"
 else
-    tar --exclude=./build --exclude=./runner/build --exclude='*.o' --exclude='*.so' \
-        -cf - . | tar -xf - -C "$SRC"
+    tar --exclude-vcs --exclude=./build --exclude=./runner/build --exclude=./test/unit/build \
+        --exclude=./.jobq --exclude='*.o' --exclude='*.so' -cf - . | tar -xf - -C "$SRC"
 fi
 
 # Date of the last commit: the same tree builds the same changelog.

@@ -15,10 +15,12 @@
 # The throwaway root is an overlay of this very system (lower: /, upper: a
 # tmpfs) in a private mount namespace: the packages install and purge there
 # and the system underneath keeps its own jobq (the suite's `make install`
-# into the same server directories), whether this runs on a CI machine or
-# inside a root of scripts' PostgreSQL versions. Nothing is downloaded unless
-# a runtime dependency of the packages is missing. The mounts vanish with the
-# namespace; clusters and the runner are stopped by PID before it ends.
+# into the same server directories). The mounts vanish with the namespace.
+# In a chroot whose / is no mount point (the mounts could not be kept
+# private there), the chroot is taken as the throwaway root itself: the
+# packages install into it, then are purged and the `make install` files put
+# back. Nothing is downloaded unless a runtime dependency of the packages is
+# missing. Clusters and the runner are stopped by PID.
 #
 # JOBQ_DEBS=DIR tests the packages already in DIR instead of building them.
 set -uo pipefail
@@ -56,56 +58,108 @@ server_versions() {
 }
 
 # ---------------------------------------------------------------------------
-# Inside the private mount namespace (this script re-run by unshare).
+# 2. Install and run (this script re-run: by unshare in the overlay mode).
 # ---------------------------------------------------------------------------
 in_root() {
-    local debs=$1 work=$2 versions=$3
-    local R="$work/root" layer="$work/layer"
-    # Runs as root in the throwaway root.
-    inr() { chroot "$R" "$@"; }
-    inr_pg() { chroot "$R" runuser -u postgres -- "$@"; }
+    local mode=$1 debs=$2 work=$3 versions=$4
+    local R="" layer="$work/layer" v
+    # inr CMD...: run as root in the root under test; inr_pg: as postgres.
+    inr() { if [[ -n $R ]]; then chroot "$R" "$@"; else "$@"; fi; }
+    inr_pg() { inr runuser -u postgres -- "$@"; }
+    local packages="jobq-runner"
+    for v in $versions; do packages+=" postgresql-$v-jobq"; done
 
-    mkdir -p "$layer" "$R"
-    mount -t tmpfs -o size=4g,mode=755 jobq-deb-layer "$layer" &&
-        mkdir "$layer/upper" "$layer/work" &&
-        mount -t overlay jobq-deb-root -o "lowerdir=/,upperdir=$layer/upper,workdir=$layer/work" "$R" &&
-        mount -t proc proc "$R/proc" &&
-        mount --rbind /dev "$R/dev" &&
-        mount -t tmpfs -o mode=755 tmpfs "$R/run" &&
-        mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
-    if [[ $? -ne 0 ]]; then
-        not_ok "an overlay root of this system (tmpfs, overlay and bind mounts)"
-        done_testing
+    if [[ $mode == overlay ]]; then
+        R="$work/root"
+        mkdir -p "$layer" "$R"
+        mount -t tmpfs -o size=4g,mode=755 jobq-deb-layer "$layer" &&
+            mkdir "$layer/upper" "$layer/work" &&
+            mount -t overlay jobq-deb-root -o "lowerdir=/,upperdir=$layer/upper,workdir=$layer/work" "$R" &&
+            mount -t proc proc "$R/proc" &&
+            mount --rbind /dev "$R/dev" &&
+            mount -t tmpfs -o mode=755 tmpfs "$R/run" &&
+            mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+        if [[ $? -ne 0 ]]; then
+            not_ok "an overlay root of this system (tmpfs, overlay and bind mounts)"
+            done_testing
+        fi
+        ok "an overlay root of this system"
+    else
+        # This root itself is the throwaway one: refuse to touch packaged
+        # jobq it already has, keep the suite's `make install` to put back.
+        local have
+        have=$(dpkg-query -W -f '${db:Status-Status} ${Package}\n' $packages 2>/dev/null |
+            awk '$1 != "not-installed" {print $2}' | xargs)
+        if [[ -n $have ]]; then
+            not_ok "this root has no jobq packages yet (has: $have; not replacing them)"
+            done_testing
+        fi
+        ok "this root (a chroot) has no jobq packages yet"
     fi
-    ok "an overlay root of this system"
+
+    local runner_pid="" cluster="" own_policy="" backup="$work/make-install.tar"
+    stop_all() {
+        if [[ -n $runner_pid ]] && kill -0 "$runner_pid" 2>/dev/null; then
+            kill -KILL "$runner_pid" 2>/dev/null
+            wait "$runner_pid" 2>/dev/null
+        fi
+        runner_pid=""
+        if [[ -n $cluster && -f $R$cluster/data/postmaster.pid ]]; then
+            inr_pg "/usr/lib/postgresql/$v/bin/pg_ctl" -D "$cluster/data" -m immediate -w stop >/dev/null 2>&1
+        fi
+        [[ $cluster == /var/tmp/jobq-deb-cluster.* ]] && rm -rf "$R$cluster"
+        cluster=""
+    }
+    # Leaves a chroot as it was: packages purged, `make install` files back.
+    # (The overlay goes away with the namespace.)
+    put_back() {
+        stop_all
+        [[ -n $R ]] && return
+        rm -f /etc/jobq/runner.toml
+        local left
+        left=$(dpkg-query -W -f '${db:Status-Status} ${Package}\n' $packages 2>/dev/null |
+            awk '$1 != "not-installed" {print $2}' | xargs)
+        [[ -n $left ]] && DEBIAN_FRONTEND=noninteractive dpkg --purge $left >/dev/null 2>&1
+        [[ -f $backup ]] && tar -xpf "$backup" -C /
+        [[ -n $own_policy ]] && rm -f /usr/sbin/policy-rc.d
+    }
+    trap put_back EXIT
 
     # No service starts from a maintainer script in here.
-    printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
-    chmod 755 "$R/usr/sbin/policy-rc.d"
+    if [[ ! -e $R/usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
+        chmod 755 "$R/usr/sbin/policy-rc.d"
+        own_policy=yes
+    fi
 
-    # Install onto a system without jobq: purge packaged copies, delete what
-    # `make install` put in the same places.
-    local installed
-    installed=$(inr dpkg-query -W -f '${db:Status-Status} ${Package}\n' 'postgresql-*-jobq' jobq-runner 2>/dev/null |
-        awk '$1 != "not-installed" {print $2}' | xargs)
-    [[ -n $installed ]] && inr env DEBIAN_FRONTEND=noninteractive dpkg --purge $installed >/dev/null
-    local v
+    # Install onto a system without jobq: set aside what `make install` put
+    # in the packages' places (and /usr/local/bin/jobq-runner).
+    local made=()
     for v in $versions; do
-        rm -f "$R/usr/lib/postgresql/$v/lib/jobq.so" "$R/usr/share/postgresql/$v/extension/jobq.control" \
-            "$R"/usr/share/postgresql/"$v"/extension/jobq--*.sql
+        made+=("usr/lib/postgresql/$v/lib/jobq.so" "usr/share/postgresql/$v/extension/jobq.control")
+        for f in "$R"/usr/share/postgresql/"$v"/extension/jobq--*.sql; do made+=("${f#"$R"/}"); done
     done
-    rm -f "$R/usr/local/bin/jobq-runner"
+    made+=(usr/local/bin/jobq-runner)
+    local present=()
+    for f in "${made[@]}"; do [[ -f $R/$f ]] && present+=("$f"); done
+    if ((${#present[@]})); then
+        [[ -z $R ]] && tar -cpf "$backup" -C / "${present[@]}"
+        for f in "${present[@]}"; do rm -f "$R/$f"; done
+    fi
+    if [[ -n $R ]] && inr dpkg-query -W -f '${db:Status-Status}\n' $packages 2>/dev/null | grep -qvx not-installed; then
+        inr env DEBIAN_FRONTEND=noninteractive dpkg --purge $packages >/dev/null 2>&1
+    fi
 
-    mkdir -p "$R/tmp/debs"
-    local pkgs=()
-    for v in $versions; do
-        cp "$debs/postgresql-${v}-jobq_${VERSION}_${ARCH}.deb" "$R/tmp/debs/"
-        pkgs+=("./tmp/debs/postgresql-${v}-jobq_${VERSION}_${ARCH}.deb")
+    local debdir=/tmp/jobq-debs pkgs=()
+    [[ -z $R ]] && debdir="$work/debs-in"
+    mkdir -p "$R$debdir"
+    for p in $packages; do
+        cp "$debs/${p}_${VERSION}_${ARCH}.deb" "$R$debdir/"
+        pkgs+=("$debdir/${p}_${VERSION}_${ARCH}.deb")
     done
-    cp "$debs/jobq-runner_${VERSION}_${ARCH}.deb" "$R/tmp/debs/"
-    pkgs+=("./tmp/debs/jobq-runner_${VERSION}_${ARCH}.deb")
-    chmod -R a+rX "$R/tmp/debs"
-    if (cd "$R" && chroot "$R" sh -c 'cd / && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"' sh "${pkgs[@]}") \
+    chmod 755 "$R$debdir"
+    chmod 644 "$R$debdir"/*.deb
+    if inr sh -c 'cd / && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"' sh "${pkgs[@]}" \
         >"$work/apt-install.log" 2>&1; then
         ok "apt-get install ${pkgs[*]##*/}"
     else
@@ -144,29 +198,16 @@ in_root() {
         test "$(inr stat -c '%U:%G %a' /etc/jobq)" = "root:$group 750"
     check "jobq-runner --help runs" quiet inr "${argv[0]}" --help
 
-    local runner_pid="" cluster=""
-    stop_all() {
-        if [[ -n $runner_pid ]] && kill -0 "$runner_pid" 2>/dev/null; then
-            kill -KILL "$runner_pid" 2>/dev/null
-            wait "$runner_pid" 2>/dev/null
-        fi
-        runner_pid=""
-        if [[ -n $cluster && -f $R$cluster/data/postmaster.pid ]]; then
-            inr_pg "/usr/lib/postgresql/$v/bin/pg_ctl" -D "$cluster/data" -m immediate -w stop >/dev/null 2>&1
-        fi
-        cluster=""
-    }
-    trap stop_all EXIT
 
-    local sock=/run/jobq-test port=5432
-    mkdir -p "$R$sock"
-    chown postgres: "$R$sock"
+    local sock port=5432
     for v in $versions; do
         note "PostgreSQL $v"
         local bin=/usr/lib/postgresql/$v/bin
-        cluster=/var/tmp/jobq-deb-$v
-        mkdir -p "$R$cluster"
-        chown postgres: "$R$cluster"
+        # Unix socket only (listen_addresses = ''): no TCP port to collide.
+        cluster=$(inr mktemp -d /var/tmp/jobq-deb-cluster.XXXXXX)
+        sock=$cluster
+        chmod 755 "$R$cluster"
+        inr chown postgres: "$cluster"
         if ! inr_pg "$bin/initdb" -D "$cluster/data" -A trust -U postgres --no-sync -E UTF8 --locale=C \
             >"$work/initdb-$v.log" 2>&1; then
             not_ok "initdb of PostgreSQL $v"
@@ -226,8 +267,10 @@ TOML
 
         # As systemd would: ExecStart's argv, the unit's user and group, a
         # clean environment, / as working directory.
+        local into_root=()
+        [[ -n $R ]] && into_root=(chroot "$R")
         env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-            chroot "$R" setpriv --reuid="$user" --regid="$group" --init-groups -- "${argv[@]}" \
+            "${into_root[@]}" setpriv --reuid="$user" --regid="$group" --init-groups -- "${argv[@]}" \
             >"$work/runner-$v.log" 2>&1 &
         runner_pid=$!
         local id state=""
@@ -264,21 +307,21 @@ TOML
         stop_all
     done
 
-    # Purge takes every packaged file away again.
+    # Purge takes every packaged file away again (the config we wrote is
+    # the admin's: dpkg would keep it, and /etc/jobq with it).
+    rm -f "$R/etc/jobq/runner.toml"
     local files
-    files=$(for p in jobq-runner $(for v in $versions; do echo "postgresql-$v-jobq"; done); do
+    files=$(for p in $packages; do
         inr dpkg -L "$p" | while read -r f; do [[ -f $R$f ]] && echo "$f"; done
     done)
-    if inr env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q jobq-runner \
-        $(for v in $versions; do echo "postgresql-$v-jobq"; done) >"$work/apt-purge.log" 2>&1; then
+    if inr env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $packages >"$work/apt-purge.log" 2>&1; then
         local left
-        left=$(for f in $files; do [[ -e $R$f ]] && echo "$f"; done)
+        left=$(for f in $files /etc/jobq; do [[ -e $R$f ]] && echo "$f"; done | xargs)
         check "apt-get purge removes every packaged file${left:+ (left: $left)}" test -z "$left"
     else
         not_ok "apt-get purge"
         tail -20 "$work/apt-purge.log" | sed 's/^/#   /'
     fi
-    trap - EXIT
     done_testing
 }
 
@@ -387,9 +430,18 @@ if [[ $(id -u) -ne 0 ]]; then
     done_testing
 fi
 
-DEB_TEST_COUNT=$TESTS DEB_TEST_FAILS=$FAILS \
-    unshare --mount --propagation private bash "$SELF" --in-root "$DEBS" "$WORK" "$VERSIONS"
-rc=$?
+if mountpoint -q /; then
+    DEB_TEST_COUNT=$TESTS DEB_TEST_FAILS=$FAILS \
+        unshare --mount --propagation private bash "$SELF" --in-root overlay "$DEBS" "$WORK" "$VERSIONS"
+    rc=$?
+else
+    # A chroot whose / is no mount point (like scripts' PostgreSQL roots):
+    # its mounts cannot be made private, so no overlay here. The root is a
+    # throwaway one; the packages install into it and are purged again.
+    note "/ is no mount point (a chroot): installing into this root, restoring it afterwards"
+    DEB_TEST_COUNT=$TESTS DEB_TEST_FAILS=$FAILS bash "$SELF" --in-root in-place "$DEBS" "$WORK" "$VERSIONS"
+    rc=$?
+fi
 # The mounts lived in the namespace only: here root/ and layer/ are plain
 # empty directories.
 rm -rf "$WORK"
