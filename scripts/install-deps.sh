@@ -12,7 +12,7 @@ PACKAGES=(
   libio-socket-ssl-perl openssl
 )
 # `make deb` (scripts/build-deb.sh) and its test (test/packaging/deb.sh).
-PACKAGES+=(debhelper dpkg-dev postgresql-server-dev-all)
+PACKAGES+=(build-essential debhelper dpkg-dev postgresql-server-dev-all)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
