@@ -16,8 +16,8 @@
 # tmpfs) in a private mount namespace: the packages install and purge there
 # and the system underneath keeps its own jobq (the suite's `make install`
 # into the same server directories). The mounts vanish with the namespace.
-# In a chroot whose / is no mount point (the mounts could not be kept
-# private there), the chroot is taken as the throwaway root itself: the
+# Where no private mount namespace can be made (a chroot whose / is no
+# mount point), the chroot is taken as the throwaway root itself: the
 # packages install into it, then are purged and the `make install` files put
 # back. Nothing is downloaded unless a runtime dependency of the packages is
 # missing. Clusters and the runner are stopped by PID.
@@ -430,15 +430,16 @@ if [[ $(id -u) -ne 0 ]]; then
     done_testing
 fi
 
-if mountpoint -q /; then
+if unshare --mount --propagation private true 2>/dev/null; then
     DEB_TEST_COUNT=$TESTS DEB_TEST_FAILS=$FAILS \
         unshare --mount --propagation private bash "$SELF" --in-root overlay "$DEBS" "$WORK" "$VERSIONS"
     rc=$?
 else
-    # A chroot whose / is no mount point (like scripts' PostgreSQL roots):
-    # its mounts cannot be made private, so no overlay here. The root is a
-    # throwaway one; the packages install into it and are purged again.
-    note "/ is no mount point (a chroot): installing into this root, restoring it afterwards"
+    # No private mount namespace here (a chroot whose / is no mount point,
+    # like scripts/pgroot.sh's roots on bookworm's util-linux), so no overlay.
+    # The root is a throwaway one: the packages install into it and are
+    # purged again.
+    note "no private mount namespace (a chroot?): installing into this root, restoring it afterwards"
     DEB_TEST_COUNT=$TESTS DEB_TEST_FAILS=$FAILS bash "$SELF" --in-root in-place "$DEBS" "$WORK" "$VERSIONS"
     rc=$?
 fi
