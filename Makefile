@@ -7,6 +7,7 @@
 #   make bench         benchmarks (QUICK=1 for a smoke run, ONLY=W6 for some workloads,
 #                      PG=17 on another PostgreSQL major, see docs/versions.md)
 #   make chaos         the long chaos suite (its short mode runs in make test)
+#   make deb           Debian packages into build/deb/ (postgresql-NN-jobq, jobq-runner)
 #   make format        clang-format every C++ source
 
 EXTENSION   = jobq
@@ -93,6 +94,10 @@ bench:
 
 chaos:
 	bash test/chaos/run.sh --long
+
+.PHONY: deb
+deb:
+	bash scripts/build-deb.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard extension/src/*.h extension/src/*/*.h) \

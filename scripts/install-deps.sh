@@ -19,6 +19,8 @@ PACKAGES=(
   nlohmann-json3-dev python3 nodejs
   debootstrap util-linux iproute2
 )
+# `make deb` (scripts/build-deb.sh) and its test (test/packaging/deb.sh).
+PACKAGES+=(build-essential debhelper dpkg-dev postgresql-server-dev-all)
 
 if [[ ${1:-} == --list ]]; then
   echo "${PACKAGES[*]}"

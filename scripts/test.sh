@@ -13,6 +13,8 @@
 #      private temporary cluster with jobq preloaded
 #   5. TAP tests (test/t, runner/tests/t), each starting its own clusters
 #   6. runner unit tests (GoogleTest)
+#   7. the Debian packages (test/packaging): built, installed and run in a
+#      throwaway overlay of this system
 # The server is the local one (pg_config on PATH) when it is major N;
 # otherwise the suite runs inside a Debian root that ships N (made once and
 # cached by scripts/pgroot.sh: 17 from trixie, 18 from sid; needs root), on a
@@ -258,5 +260,19 @@ if [[ -x runner/build/jobq-runner-tests ]]; then
     grep -E '^\[  FAILED  \]' "$WORK/runner-unit.log" | head -20
     note_result runner-unit "$p" "$f"
 fi
+
+# --- Debian packages (test/packaging, as root: installs in a throwaway root) ---
+for t in $(ls test/packaging/*.sh 2>/dev/null | only_matching); do
+    echo "== $t"
+    t_start=$SECONDS
+    log="$WORK/$(basename "$t").log"
+    bash "$t" >"$log" 2>&1
+    rc=$?
+    grep -E '^(not )?ok |^# ' "$log"
+    p=$(grep -cE '^ok ' "$log")
+    f=$(grep -cE '^not ok ' "$log")
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; tail -20 "$log"; fi
+    note_result "packaging $t ($((SECONDS - t_start)) s)" "$p" "$f"
+done
 
 finish
