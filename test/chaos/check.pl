@@ -131,8 +131,8 @@ my %fenced;    # job id -> [ wall times ]
 for my $file (@runner_logs) {
     for (lines($file)) {
         # Also re-sends after a lost connection that were not applied.
-        $refused{completion}++ if /msg="?completion (?:refused|not applied when re-sent)/;
-        $refused{failure}++ if /msg="?failure (?:refused|not applied when re-sent)/;
+        $refused{completion}++ if /msg="?completion (?:refused|not applied)/;
+        $refused{failure}++ if /msg="?failure (?:refused|not applied)/;
         if (/^ts=(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d+)Z .*msg="(lease could not be extended[^"]*|lease expired before[^"]*|job no longer held[^"]*)" job=(\d+)/) {
             push @{ $fenced{$9} }, timegm($6, $5, $4, $3, $2 - 1, $1) + $7 / 1000;
         }

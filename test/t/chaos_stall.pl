@@ -58,7 +58,7 @@ my $before = $node->safe_psql('postgres', "SELECT id, state, attempt, worker, re
 like($before, qr/\|completed\|2\|/, 'completed on attempt 2');
 # Wake runner 1: its handlers finished long ago; it settles with stale tokens.
 kill 'CONT', $r1->{pid};
-ok(chaos_wait(15, sub { my @r = runner_log($r1) =~ /completion refused/g; @r >= $n }),
+ok(chaos_wait(15, sub { my @r = runner_log($r1) =~ /completion not applied: the lease was no longer ours/g; @r >= $n }),
    "runner 1's $n late completions were refused (stale lease tokens)") or diag(runner_log($r1));
 is($node->safe_psql('postgres', "SELECT id, state, attempt, worker, result, finished_at FROM jobq.jobs WHERE id >= $first ORDER BY id"),
    $before, 'the jobs are exactly as runner 2 left them');
