@@ -163,13 +163,9 @@ class ExecExecution : public Execution {
         env_strings.push_back(fmt::format("JOBQ_QUEUE={}", job.queue));
         // id + lease token name this execution uniquely (a retry has a new token).
         env_strings.push_back(fmt::format("JOBQ_LEASE_TOKEN={}", job.token));
-        std::vector<char *> envp;
-        for (auto &s : env_strings) envp.push_back(s.data());
-        envp.push_back(nullptr);
+        std::vector<char *> envp = ExecArray(env_strings);
         std::vector<std::string> args = queue_.command;
-        std::vector<char *> argv;
-        for (auto &s : args) argv.push_back(s.data());
-        argv.push_back(nullptr);
+        std::vector<char *> argv = ExecArray(args);
 
         int error = 0;
         pid_t pid = SpawnProcess(argv.data(), envp.data(), in_r.get(), out_w.get(), err_w.get(),
@@ -391,6 +387,14 @@ class ExecExecution : public Execution {
 };
 
 }  // namespace
+
+std::vector<char *> ExecArray(std::vector<std::string> &strings) {
+    std::vector<char *> pointers;
+    pointers.reserve(strings.size() + 1);
+    for (auto &s : strings) pointers.push_back(s.data());
+    pointers.push_back(nullptr);
+    return pointers;
+}
 
 pid_t SpawnProcess(char **argv, char **envp, int stdin_fd, int stdout_fd, int stderr_fd,
                    int talkback_fd, int *error) {

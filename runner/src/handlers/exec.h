@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "config.h"
 #include "event_loop.h"
@@ -56,6 +57,10 @@ class ChildReaper {
 // talkback_fd (-1: none) becomes the command's fd 3.
 pid_t SpawnProcess(char **argv, char **envp, int stdin_fd, int stdout_fd, int stderr_fd,
                    int talkback_fd, int *error);
+
+// The NULL-terminated array of pointers into `strings` that exec wants as
+// argv or envp (valid while `strings` lives and is not changed).
+std::vector<char *> ExecArray(std::vector<std::string> &strings);
 
 // Progress and/or state (JSON text) a command reported on its talk-back fd.
 using ProgressCallback =

@@ -156,13 +156,9 @@ void WorkerPool::Spawn(Child &c) {
     }
     env_strings.push_back("JOBQ_QUEUE=" + queue_.name);
     env_strings.push_back(fmt::format("JOBQ_WORKER_PROTOCOL={}", kWorkerProtocolVersion));
-    std::vector<char *> envp;
-    for (auto &s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
+    std::vector<char *> envp = ExecArray(env_strings);
     std::vector<std::string> args = queue_.command;
-    std::vector<char *> argv;
-    for (auto &s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
+    std::vector<char *> argv = ExecArray(args);
 
     int error = 0;
     // stderr is the runner's own: the child's tracebacks land in its log.
