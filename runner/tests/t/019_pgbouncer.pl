@@ -26,6 +26,13 @@ my $me = $node->safe_psql('postgres', 'SELECT current_user');
 # One pgbouncer, two pools onto the same database. Round robin over at least
 # two server connections: consecutive transactions of one client land on
 # different server connections, as on a busy pool.
+# PgBouncer 1.21 and later can keep protocol-level prepared statements
+# across a transaction pool (max_prepared_statements, on by default from
+# 1.22); the pool tested here is the one without that support, as Debian
+# bookworm's 1.18 is, so newer versions get it turned off.
+my ($bouncer_major, $bouncer_minor) = `$pgbouncer --version` =~ /PgBouncer (\d+)\.(\d+)/;
+my $no_prepared = ($bouncer_major // 1) > 1 || ($bouncer_minor // 0) >= 21
+    ? "max_prepared_statements = 0\n" : '';
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $port = free_port();
 my ($host, $pgport) = ($node->host, $node->port);
@@ -46,6 +53,7 @@ min_pool_size = 2
 server_round_robin = 1
 max_client_conn = 100
 logfile = $dir/pgbouncer.log
+$no_prepared
 EOF
 my $bouncer = start_process("$dir/pgbouncer.out", [ $pgbouncer, "$dir/pgbouncer.ini" ]);
 ok(wait_until(10, sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) }), 'pgbouncer listens');
