@@ -215,7 +215,8 @@ sub stop_webhook_server {
 
 # Starts a helper process (argv, no shell) with stdout and stderr appended
 # to $log; killed when the test exits. group => 1 puts it in a process group
-# of its own, and the cleanup then kills the whole group. Returns the pid.
+# of its own, and the cleanup then kills the whole group; cwd => DIR runs
+# it in DIR. Returns the pid.
 sub start_process {
     my ($log, $argv, %opt) = @_;
     my $pid = fork;
@@ -224,6 +225,8 @@ sub start_process {
         POSIX::setpgid(0, 0) if $opt{group};
         open STDOUT, '>>', $log or die;
         open STDERR, '>>', $log or die;
+        # After the log is open: $log may be relative to the test's own cwd.
+        if (defined $opt{cwd}) { chdir $opt{cwd} or die "chdir $opt{cwd}: $!"; }
         exec @$argv;
         die "exec $argv->[0]: $!";
     }

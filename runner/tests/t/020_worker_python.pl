@@ -205,22 +205,14 @@ ok(wait_until(10, sub { !grep { /\Q$dir\E\/worker\.py/ } `ps -eo args` }), 'no w
 # The example, run as its README says: in its folder, --config and --dsn.
 my $example_dir = "$ENV{JOBQ_SOURCE}/examples/python";
 my $elog = "$dir/example.log";
-my $pid = fork;
-die "fork: $!" unless defined $pid;
-if ($pid == 0) {
-    chdir $example_dir or die;
-    open STDOUT, '>>', $elog or die;
-    open STDERR, '>>', $elog or die;
-    exec $ENV{JOBQ_RUNNER}, '--config', 'runner.toml', '--dsn', $node->connstr('postgres');
-    die "exec: $!";
-}
+my $pid = start_process($elog,
+    [ $ENV{JOBQ_RUNNER}, '--config', 'runner.toml', '--dsn', $node->connstr('postgres') ],
+    cwd => $example_dir);
 my $e = enqueue($node, 'py_example', '{"hello": "world"}');
 ok(wait_until(30, sub { state_of($e) eq 'completed' }), 'examples/python completes a job')
   or diag(join "\n", read_lines($elog));
 is(job_row($node, $e, "result::text || ' ' || (progress ->> 'step')"), '{"ok": true} 1',
    'with {"ok": true} after reporting progress once');
-kill 'TERM', $pid;
-waitpid($pid, 0);
-is($?, 0, 'and the example runner exits cleanly on SIGTERM');
+is(stop_process($pid, 'TERM', 30), 0, 'and the example runner exits cleanly on SIGTERM');
 
 done_testing();
